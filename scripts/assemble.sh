@@ -1,0 +1,73 @@
+#!/bin/bash
+# Assemble the patched QEMU tree: pristine base + overlay files + patches.
+#
+# The tree is first built in a staging directory from scratch, then synced
+# into $TREE by content (rsync --checksum), so files whose content did not
+# change keep their mtime and ninja rebuilds only what really changed.
+# The staging copy is kept as the snapshot of the last assembly: before
+# syncing, edits made in $TREE that were never written back with
+# `make refresh` are detected and assembly stops instead of losing them.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+. "$here/scripts/base.conf"
+WORK=${WORK:-$here/_work}
+TREE=${TREE:-$WORK/qemu}
+STAGE=$WORK/stage
+tarball=$("$here/scripts/fetch-base.sh")
+
+log() { echo "assemble: $*" >&2; }
+
+# Files we add to QEMU live at the repo root in QEMU's layout.
+overlay_files() {
+    (cd "$here" && for d in $OVERLAY_DIRS; do
+        [ -d "$d" ] && find "$d" -type f ! -name '*~' ! -name '.*'
+    done | LC_ALL=C sort)
+}
+
+if [ -d "$TREE" ] && [ -d "$STAGE" ] && [ -z "${FORCE:-}" ]; then
+    edited=$(rsync -rlcn --out-format='%n' --exclude=/build/ \
+             --exclude=/.pc/ --exclude=/patches "$TREE/" "$STAGE/" |
+             grep -v '/$' || true)
+    if [ -n "$edited" ]; then
+        log "files in $TREE differ from the last assembly:"
+        echo "$edited" | head -20 | sed 's/^/assemble:   /' >&2
+        log "write them back with 'make refresh', or discard them with" \
+            "'make FORCE=1'"
+        exit 1
+    fi
+fi
+
+rm -rf "$STAGE.new"
+mkdir -p "$STAGE.new"
+tar -C "$STAGE.new" --strip-components=1 -xf "$tarball"
+
+n=0
+for f in $(overlay_files); do
+    if [ -e "$STAGE.new/$f" ]; then
+        log "overlay file $f exists upstream: change it with a patch"
+        exit 1
+    fi
+    mkdir -p "$STAGE.new/$(dirname "$f")"
+    cp "$here/$f" "$STAGE.new/$f"
+    n=$((n + 1))
+done
+
+ln -s "$here/patches" "$STAGE.new/patches"
+np=$(grep -cv '^\s*\(#\|$\)' "$here/patches/series" || true)
+if [ "$np" -gt 0 ]; then
+    (cd "$STAGE.new" && QUILT_PATCHES=patches quilt push -a -q --fuzz=0 \
+        >"$WORK/quilt.log" 2>&1) || {
+        cat "$WORK/quilt.log" >&2
+        log "patches/series does not apply to the base"
+        exit 1
+    }
+fi
+rm -rf "$STAGE"
+mv "$STAGE.new" "$STAGE"
+log "base $BASE_VERSION + $n overlay files + $np patches"
+
+mkdir -p "$TREE"
+changed=$(rsync -rlpc --delete --out-format='%n' --exclude=/build/ \
+          "$STAGE/" "$TREE/" | grep -v '/$' | wc -l)
+log "$TREE: $changed files changed"

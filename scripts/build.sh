@@ -1,0 +1,53 @@
+#!/bin/bash
+# Configure (once, or when the options change) and build the assembled tree
+# incrementally with ninja.  Arguments are extra ninja targets.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+. "$here/scripts/base.conf"
+WORK=${WORK:-$here/_work}
+TREE=${TREE:-$WORK/qemu}
+B=$TREE/build
+
+# Firmware comes from Debian's seabios, ipxe-qemu and qemu-system-data, as
+# in Debian's own qemu package, so the +ds tarball needs no blobs.
+FIRMWARE_DIRS="/usr/share/qemu /usr/share/seabios /usr/lib/ipxe/qemu"
+CONFIGURE_OPTS="--target-list=x86_64-softmmu --enable-kvm --enable-tcg
+  --enable-replication --python=/usr/bin/python3 --disable-docs
+  --disable-tools --disable-user --disable-rust --disable-install-blobs
+  --disable-download --enable-fdt=system
+  --firmwarepath=$(echo $FIRMWARE_DIRS | tr ' ' :)
+  ${EXTRA_CONFIGURE_OPTS:-}"
+
+log() { echo "build: $*" >&2; }
+
+opts_id=$(echo $CONFIGURE_OPTS | sha256sum | cut -c1-16)
+if [ ! -f "$B/build.ninja" ] || [ "$(cat "$B/.configure-id" 2>/dev/null)" != "$opts_id" ]; then
+    log "configuring $TREE ($(echo $CONFIGURE_OPTS))"
+    rm -rf "$B"
+    mkdir -p "$B"
+    # shellcheck disable=SC2086
+    (cd "$B" && ../configure $CONFIGURE_OPTS >configure.log 2>&1) || {
+        tail -n 30 "$B/configure.log" >&2
+        log "configure failed; full log in $B/configure.log"
+        exit 1
+    }
+    echo "$opts_id" >"$B/.configure-id"
+fi
+
+# From the build directory QEMU looks for data files below qemu-bundle/
+# (see get_relocated_path()): point the firmware path there at the system
+# firmware so the build's binary boots without -L.
+for d in $FIRMWARE_DIRS; do
+    mkdir -p "$B/qemu-bundle$(dirname "$d")"
+    ln -sfn "$d" "$B/qemu-bundle$d"
+done
+
+log "ninja ${*:-qemu-system-x86_64}"
+start=$(date +%s)
+if ! ninja -C "$B" ${*:-qemu-system-x86_64} >"$B/ninja.log" 2>&1; then
+    grep -B2 -A12 -m3 'error\|FAILED' "$B/ninja.log" >&2 || tail -n 40 "$B/ninja.log" >&2
+    log "ninja failed; full log in $B/ninja.log"
+    exit 1
+fi
+log "done in $(( $(date +%s) - start ))s ($(grep -c '^\[' "$B/ninja.log" || true) steps)"

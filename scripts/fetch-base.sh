@@ -1,0 +1,88 @@
+#!/bin/bash
+# Obtain and verify the pristine QEMU 10.2.2 base tarball.
+#
+# Sources, in order:
+#   1. $QEMU_TARBALL, if set;
+#   2. the local download cache ($CACHE_DIR);
+#   3. Debian's archive: apt-get source --download-only qemu=$DEB_VERSION,
+#      with a private deb-src list for sid (the system's apt setup is not
+#      touched);
+#   4. ../shared/cache/ beside the checkout.
+# The first one whose SHA-256 matches is linked into the cache; its path is
+# printed on stdout.  Debian's own debian/patches are never applied.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+. "$here/scripts/base.conf"
+CACHE_DIR=${CACHE_DIR:-$here/_work/cache}
+SHARED_CACHE=${SHARED_CACHE:-$here/../shared/cache}
+want=$CACHE_DIR/$BASE_TARBALL
+
+log() { echo "fetch: $*" >&2; }
+
+verify() {
+    [ -f "$1" ] && echo "$BASE_SHA256  $1" | sha256sum -c --status -
+}
+
+mkdir -p "$CACHE_DIR"
+tried=()
+
+if [ -n "${QEMU_TARBALL:-}" ]; then
+    tried+=("\$QEMU_TARBALL=$QEMU_TARBALL")
+    if verify "$QEMU_TARBALL"; then
+        cp -f "$QEMU_TARBALL" "$want.tmp" && mv "$want.tmp" "$want"
+        log "using \$QEMU_TARBALL ($QEMU_TARBALL)"
+        echo "$want"
+        exit 0
+    fi
+    log "\$QEMU_TARBALL does not match sha256 $BASE_SHA256, ignored"
+fi
+
+tried+=("cache $want")
+if verify "$want"; then
+    echo "$want"
+    exit 0
+fi
+rm -f "$want"
+
+if [ -z "${NO_APT_SOURCE:-}" ] && command -v apt-get >/dev/null; then
+    tried+=("apt-get source qemu=$DEB_VERSION (deb-src $DEB_SOURCE_SUITE)")
+    tmp=$(mktemp -d)
+    trap 'rm -rf "$tmp"' EXIT
+    mkdir -p "$tmp/lists/partial" "$tmp/dl"
+    echo "deb-src $DEB_MIRROR $DEB_SOURCE_SUITE main" > "$tmp/sources.list"
+    aptopts=(-o "Dir::Etc::SourceList=$tmp/sources.list"
+             -o "Dir::Etc::SourceParts=/nonexistent"
+             -o "Dir::State::Lists=$tmp/lists"
+             -o "Debug::NoLocking=1" -o "APT::Sandbox::User=root")
+    log "trying Debian's archive ($DEB_SOURCE_SUITE source index)"
+    if timeout 300 apt-get -qq "${aptopts[@]}" update >"$tmp/log" 2>&1 &&
+       (cd "$tmp/dl" && timeout 600 apt-get -qq "${aptopts[@]}" source \
+            --download-only "qemu=$DEB_VERSION" >>"$tmp/log" 2>&1) &&
+       verify "$tmp/dl/$BASE_TARBALL"; then
+        mv "$tmp/dl/$BASE_TARBALL" "$want"
+        log "downloaded $BASE_TARBALL from Debian's archive"
+        echo "$want"
+        exit 0
+    fi
+    log "Debian's archive did not serve qemu $DEB_VERSION" \
+        "($(tail -n 1 "$tmp/log" 2>/dev/null))"
+fi
+
+tried+=("$SHARED_CACHE/$BASE_TARBALL")
+if verify "$SHARED_CACHE/$BASE_TARBALL"; then
+    cp -f "$SHARED_CACHE/$BASE_TARBALL" "$want.tmp" && mv "$want.tmp" "$want"
+    log "using $SHARED_CACHE/$BASE_TARBALL"
+    echo "$want"
+    exit 0
+fi
+
+{
+    echo "fetch: no copy of $BASE_TARBALL with sha256 $BASE_SHA256 found."
+    echo "fetch: tried:"
+    for t in "${tried[@]}"; do
+        echo "fetch:   - $t"
+    done
+    echo "fetch: supply one with QEMU_TARBALL=/path/to/$BASE_TARBALL make"
+} >&2
+exit 1
