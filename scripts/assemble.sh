@@ -56,7 +56,7 @@ done
 ln -s "$here/patches" "$STAGE.new/patches"
 np=$(grep -cv '^\s*\(#\|$\)' "$here/patches/series" || true)
 if [ "$np" -gt 0 ]; then
-    (cd "$STAGE.new" && QUILT_PATCHES=patches quilt push -a -q --fuzz=0 \
+    (cd "$STAGE.new" && QUILTRC=$here/scripts/quiltrc quilt push -a -q \
         >"$WORK/quilt.log" 2>&1) || {
         cat "$WORK/quilt.log" >&2
         log "patches/series does not apply to the base"
@@ -69,5 +69,5 @@ log "base $BASE_VERSION + $n overlay files + $np patches"
 
 mkdir -p "$TREE"
 changed=$(rsync -rlpc --delete --out-format='%n' --exclude=/build/ \
-          "$STAGE/" "$TREE/" | grep -v '/$' | wc -l)
+          "$STAGE/" "$TREE/" | { grep -v '/$' || true; } | wc -l)
 log "$TREE: $changed files changed"

@@ -1,0 +1,62 @@
+# QEMU 10.2.2 dirty-rate and COLO checkpoint recorder patch series.
+#
+#   make          deps, fetch, assemble, build, short demo
+#   make check    build and run the qtests; ends with "N passed, M failed"
+#   make tree     assembled tree in _work/qemu (quilt works there)
+#   make refresh  write edits made in the tree back into patches/ and overlay
+#   make series   git format-patch series in _work/series, verified
+#   make checkpatch  scripts/checkpatch.pl on every patch and overlay file
+#   make bench    measurements against the unpatched base (bench/)
+#
+# Everything generated lives below _work/ (WORK=... to move it).
+
+WORK ?= $(CURDIR)/_work
+export WORK
+
+QTESTS = dirtyrate-test
+
+.PHONY: all deps fetch tree build demo check refresh series checkpatch \
+	bench bench-quick clean distclean
+
+all: build
+	@scripts/demo.sh
+
+deps:
+	@scripts/install-deps.sh
+
+fetch: deps
+	@scripts/fetch-base.sh >/dev/null
+
+tree: fetch
+	@scripts/assemble.sh
+
+build: tree
+	@scripts/build.sh qemu-system-x86_64 \
+		$(addprefix tests/qtest/,$(QTESTS))
+
+demo:
+	@scripts/demo.sh
+
+check: build
+	@scripts/check.sh $(QTESTS)
+
+refresh:
+	@scripts/refresh.sh
+
+series: fetch
+	@scripts/export-series.sh
+
+checkpatch: tree
+	@scripts/checkpatch.sh
+
+bench: build
+	@bench/run.sh
+
+bench-quick: build
+	@bench/run.sh --quick
+
+clean:
+	rm -rf $(WORK)/qemu/build $(WORK)/stage $(WORK)/series
+
+distclean:
+	rm -rf $(WORK)

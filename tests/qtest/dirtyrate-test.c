@@ -1,0 +1,490 @@
+/*
+ * QTest for guest dirty-rate measurement: calc-dirty-rate,
+ * query-dirty-rate and their HMP counterparts, in page-sampling,
+ * dirty-bitmap and dirty-ring modes, under TCG and KVM.
+ *
+ * The guest (migration/dirty-guest) rewrites a region of known size over
+ * and over, many times a second, so the unique pages it dirties in a
+ * window are the whole region: the true rate is region / window.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include <math.h>
+#include "qemu/units.h"
+#include "libqtest.h"
+#include "qobject/qdict.h"
+#include "qobject/qjson.h"
+#include "qobject/qlist.h"
+#include "qapi/error.h"
+#include "migration/dirty-guest.h"
+
+#define MAX_SAMPLE_PAGES    16384
+
+typedef struct AccelCase {
+    const char *name;           /* in test paths */
+    const char *accel;
+    unsigned dirty_ring_size;
+} AccelCase;
+
+static const AccelCase accel_tcg = { "tcg", "tcg", 0 };
+static const AccelCase accel_kvm = { "kvm", "kvm", 0 };
+static const AccelCase accel_kvm_ring = { "kvm-dirty-ring", "kvm", 4096 };
+
+static DirtyGuest *start_guest(const AccelCase *ac, uint32_t region_pages)
+{
+    DirtyGuestOpts opts = {
+        .accel = ac->accel,
+        .dirty_ring_size = ac->dirty_ring_size,
+        .region_pages = region_pages,
+    };
+    g_autofree char *why = NULL;
+    DirtyGuest *dg;
+
+    if (!dirty_guest_can_run(&opts, &why)) {
+        g_test_skip(why);
+        return NULL;
+    }
+    dg = dirty_guest_start(&opts, &why);
+    if (!dg) {
+        g_test_skip(why);
+    }
+    return dg;
+}
+
+/*
+ * Measure with @mode over @ms and check that the guest rewrote its whole
+ * region more than once in the meantime, so that the truth is
+ * region / window.  Returns the result; *truth gets the true MiB/s.
+ */
+static QDict *measure_rewriting_guest(DirtyGuest *dg, const char *mode,
+                                      int64_t ms, int64_t sample_pages,
+                                      double *truth)
+{
+    DirtyGuestStats before, after;
+    QDict *info;
+    int64_t window;
+
+    dirty_guest_read(dg, &before);
+    dirtyrate_calc(dg->qts, mode, ms, sample_pages);
+    info = dirtyrate_wait(dg->qts);
+    dirty_guest_read(dg, &after);
+
+    g_assert_cmpstr(qdict_get_str(info, "status"), ==, "measured");
+    g_assert_cmpstr(qdict_get_str(info, "mode"), ==,
+                    mode ? mode : "page-sampling");
+    window = qdict_get_int(info, "calc-time");
+    g_assert_cmpint(window, >=, ms);
+    /*
+     * The guest's write rate over the (longer) interval around the
+     * window must cover the region at least twice per window, or some
+     * pages may not have been written inside it.
+     */
+    g_assert_cmpfloat((double)(after.writes - before.writes) * window /
+                      (window + 1000.0), >=, 2.0 * dg->opts.region_pages);
+
+    *truth = dirtyrate_mib_per_s(dirty_guest_region_bytes(dg), window);
+    g_test_message("%s: measured %" PRId64 " MiB/s, truth %.1f MiB/s "
+                   "(%" PRIu64 " page writes, window %" PRId64 " ms)",
+                   mode ? mode : "page-sampling",
+                   qdict_get_int(info, "dirty-rate"), *truth,
+                   after.writes - before.writes, window);
+    return info;
+}
+
+/*
+ * Page sampling picks @samples pages; the fraction found dirty estimates
+ * region / RAM.  Accept four and a half standard deviations of that
+ * binomial estimate, plus one for the integer MiB/s in the result.
+ */
+static double sampling_tolerance(DirtyGuest *dg, double truth,
+                                 int64_t sample_pages_per_gb)
+{
+    double ram_mib = (double)dirty_guest_ram_bytes(dg) / MiB;
+    double samples = sample_pages_per_gb * ram_mib / 1024;
+    double p = (double)dirty_guest_region_bytes(dg) /
+               dirty_guest_ram_bytes(dg);
+    double window_s = ram_mib * p / truth;
+
+    return 4.5 * sqrt(p * (1 - p) / samples) * ram_mib / window_s + 1;
+}
+
+static void test_sampling_matches_guest(const void *opaque)
+{
+    const AccelCase *ac = opaque;
+    DirtyGuest *dg = start_guest(ac, 0);
+    double truth, tol;
+    QDict *info;
+
+    if (!dg) {
+        return;
+    }
+    info = measure_rewriting_guest(dg, NULL, 1000, MAX_SAMPLE_PAGES, &truth);
+    g_assert_cmpint(qdict_get_int(info, "sample-pages"), ==,
+                    MAX_SAMPLE_PAGES);
+    tol = sampling_tolerance(dg, truth, MAX_SAMPLE_PAGES);
+    g_assert_cmpfloat(fabs(qdict_get_int(info, "dirty-rate") - truth), <=,
+                      tol);
+    qobject_unref(info);
+    dirty_guest_quit(dg);
+}
+
+static void test_sampling_zero_when_stopped(const void *opaque)
+{
+    const AccelCase *ac = opaque;
+    DirtyGuest *dg = start_guest(ac, 0);
+    DirtyGuestStats before, after;
+    QDict *info;
+
+    if (!dg) {
+        return;
+    }
+    qtest_qmp_assert_success(dg->qts, "{ 'execute': 'stop' }");
+    dirty_guest_read(dg, &before);
+    dirtyrate_calc(dg->qts, NULL, 500, MAX_SAMPLE_PAGES);
+    info = dirtyrate_wait(dg->qts);
+    dirty_guest_read(dg, &after);
+
+    g_assert_cmpuint(after.writes, ==, before.writes);
+    g_assert_cmpstr(qdict_get_str(info, "status"), ==, "measured");
+    g_assert_cmpint(qdict_get_int(info, "dirty-rate"), ==, 0);
+    qobject_unref(info);
+    dirty_guest_quit(dg);
+}
+
+static void test_bitmap_matches_guest(const void *opaque)
+{
+    const AccelCase *ac = opaque;
+    DirtyGuest *dg = start_guest(ac, 0);
+    double truth;
+    QDict *info;
+
+    if (!dg) {
+        return;
+    }
+    info = measure_rewriting_guest(dg, "dirty-bitmap", 1000, 0, &truth);
+    /* within 5 %, and one for the integer MiB/s */
+    g_assert_cmpfloat(fabs(qdict_get_int(info, "dirty-rate") - truth), <=,
+                      truth * 0.05 + 1);
+    g_assert_false(qdict_haskey(info, "vcpu-dirty-rate"));
+    qobject_unref(info);
+    dirty_guest_quit(dg);
+}
+
+static void test_ring_vcpu_rates_sum(const void *opaque)
+{
+    const AccelCase *ac = opaque;
+    DirtyGuest *dg = start_guest(ac, 0);
+    const QListEntry *e;
+    int64_t sum = 0;
+    int nvcpu = 0;
+    QDict *info;
+
+    if (!dg) {
+        return;
+    }
+    dirtyrate_calc(dg->qts, "dirty-ring", 1000, 0);
+    info = dirtyrate_wait(dg->qts);
+    g_assert_cmpstr(qdict_get_str(info, "status"), ==, "measured");
+    g_assert_cmpstr(qdict_get_str(info, "mode"), ==, "dirty-ring");
+    g_assert_true(qdict_haskey(info, "vcpu-dirty-rate"));
+    QLIST_FOREACH_ENTRY(qdict_get_qlist(info, "vcpu-dirty-rate"), e) {
+        QDict *vcpu = qobject_to(QDict, qlist_entry_obj(e));
+
+        g_assert_cmpint(qdict_get_int(vcpu, "id"), ==, nvcpu);
+        sum += qdict_get_int(vcpu, "dirty-rate");
+        nvcpu++;
+    }
+    g_assert_cmpint(nvcpu, ==, 1);
+    g_assert_cmpint(sum, ==, qdict_get_int(info, "dirty-rate"));
+    g_assert_cmpint(sum, >, 0);
+    qobject_unref(info);
+    dirty_guest_quit(dg);
+}
+
+/* The members of a result that no rejected command may change */
+static void assert_same_result(QDict *a, QDict *b)
+{
+    static const char *const keys[] = {
+        "status", "start-time", "calc-time", "calc-time-unit",
+        "sample-pages", "mode", "dirty-rate",
+    };
+    int i;
+
+    for (i = 0; i < ARRAY_SIZE(keys); i++) {
+        QObject *va = qdict_get(a, keys[i]);
+        QObject *vb = qdict_get(b, keys[i]);
+
+        g_assert(va && vb);
+        g_assert_true(qobject_is_equal(va, vb));
+    }
+}
+
+static void assert_calc_fails(QTestState *qts, QDict *before,
+                              const char *expect, const char *args)
+{
+    QDict *rsp, *after;
+    const char *desc;
+
+    rsp = qtest_qmp(qts, "{ 'execute': 'calc-dirty-rate', 'arguments': %p }",
+                    qobject_from_json(args, &error_abort));
+    g_assert_true(qdict_haskey(rsp, "error"));
+    desc = qdict_get_str(qdict_get_qdict(rsp, "error"), "desc");
+    if (!strstr(desc, expect)) {
+        g_error("calc-dirty-rate %s: error '%s', expected '%s'",
+                args, desc, expect);
+    }
+    qobject_unref(rsp);
+
+    after = dirtyrate_query(qts);
+    assert_same_result(before, after);
+    qobject_unref(after);
+}
+
+static void test_query_before_calc(const void *opaque)
+{
+    const AccelCase *ac = opaque;
+    DirtyGuest *dg = start_guest(ac, 0);
+    QDict *info;
+
+    if (!dg) {
+        return;
+    }
+    info = dirtyrate_query(dg->qts);
+    g_assert_cmpstr(qdict_get_str(info, "status"), ==, "unstarted");
+    g_assert_false(qdict_haskey(info, "dirty-rate"));
+    g_assert_false(qdict_haskey(info, "vcpu-dirty-rate"));
+    qobject_unref(info);
+    dirty_guest_quit(dg);
+}
+
+static void test_bad_input_keeps_result(const void *opaque)
+{
+    const AccelCase *ac = opaque;
+    DirtyGuest *dg = start_guest(ac, 0);
+    const char *range = "Calculation time is out of range [50ms, 60000ms]";
+    const char *spages = "sample-pages is out of range[128, 16384]";
+    QDict *prev;
+
+    if (!dg) {
+        return;
+    }
+    dirtyrate_calc(dg->qts, NULL, 100, 0);
+    prev = dirtyrate_wait(dg->qts);
+    g_assert_cmpstr(qdict_get_str(prev, "status"), ==, "measured");
+
+    assert_calc_fails(dg->qts, prev, range, "{ 'calc-time': 0 }");
+    assert_calc_fails(dg->qts, prev, range, "{ 'calc-time': -1 }");
+    assert_calc_fails(dg->qts, prev, range, "{ 'calc-time': 61 }");
+    assert_calc_fails(dg->qts, prev, range,
+                      "{ 'calc-time': 49, 'calc-time-unit': 'millisecond' }");
+    assert_calc_fails(dg->qts, prev, range,
+                      "{ 'calc-time': 60001, "
+                      "'calc-time-unit': 'millisecond' }");
+    assert_calc_fails(dg->qts, prev, spages,
+                      "{ 'calc-time': 1, 'sample-pages': 127 }");
+    assert_calc_fails(dg->qts, prev, spages,
+                      "{ 'calc-time': 1, 'sample-pages': 16385 }");
+    assert_calc_fails(dg->qts, prev,
+                      "sample-pages is used only in page-sampling mode",
+                      "{ 'calc-time': 1, 'sample-pages': 512, "
+                      "'mode': 'dirty-bitmap' }");
+    assert_calc_fails(dg->qts, prev, "mode dirty-ring is not enabled",
+                      "{ 'calc-time': 1, 'mode': 'dirty-ring' }");
+    assert_calc_fails(dg->qts, prev, "'mode'",
+                      "{ 'calc-time': 1, 'mode': 'dirty-everything' }");
+    qobject_unref(prev);
+    dirty_guest_quit(dg);
+}
+
+static void wait_for_status(QTestState *qts, const char *status)
+{
+    gint64 deadline = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;
+
+    for (;;) {
+        QDict *info = dirtyrate_query(qts);
+        bool match = g_str_equal(qdict_get_str(info, "status"), status);
+
+        qobject_unref(info);
+        if (match) {
+            return;
+        }
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(1000);
+    }
+}
+
+static void test_second_calc_refused(const void *opaque)
+{
+    const AccelCase *ac = opaque;
+    DirtyGuest *dg = start_guest(ac, 0);
+    QDict *rsp, *info;
+
+    if (!dg) {
+        return;
+    }
+    dirtyrate_calc(dg->qts, NULL, 1000, 0);
+    wait_for_status(dg->qts, "measuring");
+    rsp = qtest_qmp(dg->qts, "{ 'execute': 'calc-dirty-rate', "
+                    "'arguments': { 'calc-time': 100, "
+                    "'calc-time-unit': 'millisecond', "
+                    "'mode': 'dirty-bitmap' } }");
+    g_assert_true(qdict_haskey(rsp, "error"));
+    g_assert_nonnull(strstr(qdict_get_str(qdict_get_qdict(rsp, "error"),
+                                          "desc"),
+                            "already being measured"));
+    qobject_unref(rsp);
+
+    /* The running measurement finishes with its own parameters */
+    info = dirtyrate_wait(dg->qts);
+    g_assert_cmpstr(qdict_get_str(info, "status"), ==, "measured");
+    g_assert_cmpstr(qdict_get_str(info, "mode"), ==, "page-sampling");
+    g_assert_cmpint(qdict_get_int(info, "calc-time"), >=, 1000);
+    qobject_unref(info);
+    dirty_guest_quit(dg);
+}
+
+static void test_ring_refuses_bitmap(const void *opaque)
+{
+    const AccelCase *ac = opaque;
+    DirtyGuest *dg = start_guest(ac, 0);
+    QDict *prev;
+
+    if (!dg) {
+        return;
+    }
+    dirtyrate_calc(dg->qts, "dirty-ring", 100, 0);
+    prev = dirtyrate_wait(dg->qts);
+    assert_calc_fails(dg->qts, prev, "mode dirty-bitmap is not enabled",
+                      "{ 'calc-time': 1, 'mode': 'dirty-bitmap' }");
+    qobject_unref(prev);
+    dirty_guest_quit(dg);
+}
+
+/* Run an HMP command; the output with "\r\n" line ends turned into "\n" */
+static char *hmp(QTestState *qts, const char *cmd)
+{
+    char *out = qtest_hmp(qts, "%s", cmd);
+    char *r, *w;
+
+    for (r = w = out; *r; r++) {
+        if (*r != '\r') {
+            *w++ = *r;
+        }
+    }
+    *w = 0;
+    return out;
+}
+
+/* "Dirty rate: N (MB/s)" from info dirty_rate, or -1 */
+static int64_t hmp_dirty_rate(const char *out)
+{
+    const char *p = strstr(out, "Dirty rate: ");
+
+    if (!p || !g_ascii_isdigit(p[strlen("Dirty rate: ")])) {
+        return -1;
+    }
+    return g_ascii_strtoll(p + strlen("Dirty rate: "), NULL, 10);
+}
+
+static void hmp_measure(DirtyGuest *dg, const char *flags, const char *mode)
+{
+    g_autofree char *out = NULL;
+    g_autofree char *info_out = NULL;
+    g_autofree char *expect = g_strdup_printf("Mode: %s\n", mode);
+    QDict *info;
+
+    g_autofree char *cmd = g_strdup_printf("calc_dirty_rate %s 1", flags);
+
+    out = hmp(dg->qts, cmd);
+    g_assert_nonnull(strstr(out, "Starting dirty rate measurement with "
+                            "period 1 seconds"));
+    info = dirtyrate_wait(dg->qts);
+    info_out = hmp(dg->qts, "info dirty_rate");
+    g_test_message("info dirty_rate after 'calc_dirty_rate %s 1':\n%s",
+                   flags, info_out);
+    g_assert_nonnull(strstr(info_out, "Status: measured\n"));
+    g_assert_nonnull(strstr(info_out, expect));
+    g_assert_cmpint(hmp_dirty_rate(info_out), ==,
+                    qdict_get_int(info, "dirty-rate"));
+    g_assert_cmpint(hmp_dirty_rate(info_out), >, 0);
+    if (g_str_equal(mode, "dirty-ring")) {
+        g_assert_nonnull(strstr(info_out, "vcpu[0], Dirty rate: "));
+    }
+    qobject_unref(info);
+}
+
+static void test_hmp(const void *opaque)
+{
+    const AccelCase *ac = opaque;
+    DirtyGuest *dg = start_guest(ac, 0);
+    g_autofree char *out = NULL;
+    g_autofree char *both = NULL;
+    g_autofree char *bad = NULL;
+
+    if (!dg) {
+        return;
+    }
+    out = hmp(dg->qts, "info dirty_rate");
+    g_assert_nonnull(strstr(out, "Status: unstarted\n"));
+    g_assert_nonnull(strstr(out, "Dirty rate: (not ready)\n"));
+
+    bad = hmp(dg->qts, "calc_dirty_rate 0");
+    g_assert_nonnull(strstr(bad, "Incorrect period length specified!"));
+    both = hmp(dg->qts, "calc_dirty_rate -r -b 1");
+    g_assert_nonnull(strstr(both, "Either dirty ring or dirty bitmap"));
+
+    hmp_measure(dg, "", "page-sampling");
+    if (ac->dirty_ring_size) {
+        hmp_measure(dg, "-r", "dirty-ring");
+    } else {
+        g_autofree char *ring = hmp(dg->qts, "calc_dirty_rate -r 1");
+
+        g_assert_nonnull(strstr(ring, "mode dirty-ring is not enabled"));
+        hmp_measure(dg, "-b", "dirty-bitmap");
+    }
+    dirty_guest_quit(dg);
+}
+
+static void add_test(const char *what, const AccelCase *ac,
+                     void (*fn)(const void *))
+{
+    g_autofree char *path = g_strdup_printf("/dirtyrate/%s/%s", ac->name,
+                                            what);
+
+    qtest_add_data_func(path, ac, fn);
+}
+
+int main(int argc, char **argv)
+{
+    static const AccelCase *const plain[] = { &accel_tcg, &accel_kvm };
+    int i;
+
+    g_test_init(&argc, &argv, NULL);
+
+    for (i = 0; i < ARRAY_SIZE(plain); i++) {
+        add_test("page-sampling/matches-guest-within-sampling-error",
+                 plain[i], test_sampling_matches_guest);
+        add_test("page-sampling/reads-zero-while-guest-is-stopped",
+                 plain[i], test_sampling_zero_when_stopped);
+        add_test("dirty-bitmap/matches-guest-within-5-percent",
+                 plain[i], test_bitmap_matches_guest);
+        add_test("hmp/calc-and-info-show-the-result", plain[i], test_hmp);
+    }
+    add_test("dirty-ring/vcpu-rates-sum-to-the-total", &accel_kvm_ring,
+             test_ring_vcpu_rates_sum);
+    add_test("dirty-ring/refuses-dirty-bitmap-mode", &accel_kvm_ring,
+             test_ring_refuses_bitmap);
+    add_test("hmp/calc-and-info-show-the-result", &accel_kvm_ring,
+             test_hmp);
+
+    add_test("validation/query-before-any-calc-is-unstarted", &accel_tcg,
+             test_query_before_calc);
+    add_test("validation/bad-input-is-refused-and-keeps-the-result",
+             &accel_tcg, test_bad_input_keeps_result);
+    add_test("validation/second-calc-while-measuring-is-refused",
+             &accel_tcg, test_second_calc_refused);
+
+    return g_test_run();
+}

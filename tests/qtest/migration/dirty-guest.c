@@ -1,0 +1,237 @@
+/*
+ * A guest that dirties memory at a known rate, and QMP helpers for
+ * measuring it.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/units.h"
+#include "libqtest.h"
+#include "qobject/qdict.h"
+#include "dirty-guest.h"
+#include "dirty-guest/dirty-guest-sector.h"
+
+#define DIRTY_GUEST_BOOT_TIMEOUT_S 60
+#define DIRTYRATE_WAIT_TIMEOUT_S   120
+#define POLL_INTERVAL_US           10000
+
+static uint32_t param_addr(unsigned offset)
+{
+    return DG_LOAD_ADDR + DG_PARAMS_OFFSET + offset;
+}
+
+static void put_le32(unsigned char *p, uint32_t v)
+{
+    p[0] = v;
+    p[1] = v >> 8;
+    p[2] = v >> 16;
+    p[3] = v >> 24;
+}
+
+static void apply_defaults(DirtyGuestOpts *o)
+{
+    if (!o->mem_mb) {
+        o->mem_mb = 256;
+    }
+    if (!o->region_base) {
+        o->region_base = DG_DEFAULT_REGION_BASE;
+    }
+    if (!o->region_pages) {
+        o->region_pages = 64 * MiB / DIRTY_GUEST_PAGE_SIZE;
+    }
+    g_assert_cmpuint((uint64_t)o->region_base +
+                     (uint64_t)o->region_pages * DIRTY_GUEST_PAGE_SIZE, <=,
+                     (uint64_t)o->mem_mb * MiB);
+}
+
+bool dirty_guest_can_run(const DirtyGuestOpts *opts, char **why)
+{
+    if (!qtest_has_accel(opts->accel)) {
+        *why = g_strdup_printf("accelerator %s is not available here%s",
+                               opts->accel,
+                               g_str_equal(opts->accel, "kvm") ?
+                               " (no usable /dev/kvm)" : "");
+        return false;
+    }
+    return true;
+}
+
+static char *write_disk(const DirtyGuestOpts *o, const char *dir)
+{
+    unsigned char sector[DG_SECTOR_SIZE];
+    char *path = g_build_filename(dir, "dirty-guest.img", NULL);
+
+    G_STATIC_ASSERT(sizeof(dirty_guest_sector) == DG_SECTOR_SIZE);
+    memcpy(sector, dirty_guest_sector, sizeof(sector));
+    put_le32(sector + DG_PARAMS_OFFSET + DG_P_REGION_BASE, o->region_base);
+    put_le32(sector + DG_PARAMS_OFFSET + DG_P_REGION_PAGES, o->region_pages);
+    put_le32(sector + DG_PARAMS_OFFSET + DG_P_PAGES_PER_TICK,
+             o->pages_per_tick);
+    g_assert(g_file_set_contents(path, (char *)sector, sizeof(sector), NULL));
+    return path;
+}
+
+static bool kvm_enabled_in(QTestState *qts)
+{
+    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-kvm' }");
+    QDict *ret = qdict_get_qdict(rsp, "return");
+    bool enabled = ret && qdict_get_bool(ret, "enabled");
+
+    qobject_unref(rsp);
+    return enabled;
+}
+
+DirtyGuest *dirty_guest_start(const DirtyGuestOpts *opts, char **why)
+{
+    DirtyGuest *dg = g_new0(DirtyGuest, 1);
+    g_autofree char *accel = NULL;
+    g_autofree char *args = NULL;
+
+    dg->opts = *opts;
+    apply_defaults(&dg->opts);
+    dg->tmpdir = g_dir_make_tmp("dirty-guest-XXXXXX", NULL);
+    g_assert(dg->tmpdir);
+    dg->disk = write_disk(&dg->opts, dg->tmpdir);
+
+    if (dg->opts.dirty_ring_size) {
+        accel = g_strdup_printf("%s,dirty-ring-size=%u", dg->opts.accel,
+                                dg->opts.dirty_ring_size);
+    } else {
+        accel = g_strdup(dg->opts.accel);
+    }
+    /*
+     * If the accelerator fails to initialise (e.g. the host has no dirty
+     * ring), QEMU falls back to the qtest accelerator; this is detected
+     * below rather than reported as a failure.
+     */
+    args = g_strdup_printf("-accel %s -machine pc -m %u -smp 1 -nodefaults "
+                           "-display none -drive file=%s,format=raw "
+                           "%s %s", accel, dg->opts.mem_mb, dg->disk,
+                           dg->opts.start_stopped ? "-S" : "",
+                           dg->opts.extra_args ? dg->opts.extra_args : "");
+    dg->qts = qtest_init(args);
+
+    if (g_str_equal(dg->opts.accel, "kvm") && !kvm_enabled_in(dg->qts)) {
+        *why = g_strdup_printf("KVM could not be initialised with %s%s",
+                               accel, dg->opts.dirty_ring_size ?
+                               " (the host KVM has no dirty ring)" : "");
+        dirty_guest_quit(dg);
+        return NULL;
+    }
+
+    if (!dg->opts.start_stopped) {
+        dirty_guest_wait_writes(dg, 1);
+    }
+    return dg;
+}
+
+void dirty_guest_quit(DirtyGuest *dg)
+{
+    if (!dg) {
+        return;
+    }
+    qtest_quit(dg->qts);
+    unlink(dg->disk);
+    rmdir(dg->tmpdir);
+    g_free(dg->disk);
+    g_free(dg->tmpdir);
+    g_free(dg);
+}
+
+void dirty_guest_read(DirtyGuest *dg, DirtyGuestStats *st)
+{
+    st->writes = qtest_readq(dg->qts, DG_STATS + DG_ST_WRITES);
+    st->ticks = qtest_readl(dg->qts, DG_STATS + DG_ST_TICKS);
+    st->passes = qtest_readl(dg->qts, DG_STATS + DG_ST_PASSES);
+}
+
+void dirty_guest_wait_writes(DirtyGuest *dg, uint64_t writes)
+{
+    gint64 deadline = g_get_monotonic_time() +
+                      DIRTY_GUEST_BOOT_TIMEOUT_S * G_USEC_PER_SEC;
+    uint64_t target = 0;
+    bool up = false;
+
+    for (;;) {
+        if (!up &&
+            qtest_readl(dg->qts, DG_STATS + DG_ST_MAGIC) == DG_MAGIC) {
+            up = true;
+            target = qtest_readq(dg->qts, DG_STATS + DG_ST_WRITES) + writes;
+        }
+        if (up && qtest_readq(dg->qts, DG_STATS + DG_ST_WRITES) >= target) {
+            return;
+        }
+        if (g_get_monotonic_time() > deadline) {
+            g_error("dirty guest made no progress in %d s (%s)",
+                    DIRTY_GUEST_BOOT_TIMEOUT_S,
+                    up ? "running, but not writing" : "never started");
+        }
+        g_usleep(POLL_INTERVAL_US);
+    }
+}
+
+void dirty_guest_set_pages_per_tick(DirtyGuest *dg, uint32_t pages)
+{
+    qtest_writel(dg->qts, param_addr(DG_P_PAGES_PER_TICK), pages);
+    dg->opts.pages_per_tick = pages;
+}
+
+uint64_t dirty_guest_region_bytes(DirtyGuest *dg)
+{
+    return (uint64_t)dg->opts.region_pages * DIRTY_GUEST_PAGE_SIZE;
+}
+
+uint64_t dirty_guest_ram_bytes(DirtyGuest *dg)
+{
+    return (uint64_t)dg->opts.mem_mb * MiB;
+}
+
+void dirtyrate_calc(QTestState *qts, const char *mode, int64_t calc_time_ms,
+                    int64_t sample_pages)
+{
+    QDict *args = qdict_new();
+
+    qdict_put_int(args, "calc-time", calc_time_ms);
+    qdict_put_str(args, "calc-time-unit", "millisecond");
+    if (mode) {
+        qdict_put_str(args, "mode", mode);
+    }
+    if (sample_pages) {
+        qdict_put_int(args, "sample-pages", sample_pages);
+    }
+    qtest_qmp_assert_success(qts, "{ 'execute': 'calc-dirty-rate', "
+                             "'arguments': %p }", args);
+}
+
+QDict *dirtyrate_query(QTestState *qts)
+{
+    return qtest_qmp_assert_success_ref(qts,
+        "{ 'execute': 'query-dirty-rate', "
+        "'arguments': { 'calc-time-unit': 'millisecond' } }");
+}
+
+QDict *dirtyrate_wait(QTestState *qts)
+{
+    gint64 deadline = g_get_monotonic_time() +
+                      DIRTYRATE_WAIT_TIMEOUT_S * G_USEC_PER_SEC;
+
+    for (;;) {
+        QDict *info = dirtyrate_query(qts);
+        const char *status = qdict_get_str(info, "status");
+
+        if (!g_str_equal(status, "measuring") &&
+            !g_str_equal(status, "unstarted")) {
+            return info;
+        }
+        qobject_unref(info);
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(POLL_INTERVAL_US);
+    }
+}
+
+double dirtyrate_mib_per_s(uint64_t bytes, int64_t ms)
+{
+    g_assert_cmpint(ms, >, 0);
+    return (double)bytes / MiB * 1000.0 / ms;
+}

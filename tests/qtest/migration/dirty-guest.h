@@ -1,0 +1,75 @@
+/*
+ * A guest that dirties memory at a known rate, and QMP helpers for
+ * measuring it, shared by the dirty-rate and COLO qtests.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef QTEST_MIGRATION_DIRTY_GUEST_H
+#define QTEST_MIGRATION_DIRTY_GUEST_H
+
+#include "libqtest.h"
+#include "dirty-guest/layout.h"
+
+#define DIRTY_GUEST_PAGE_SIZE 4096
+
+typedef struct DirtyGuestOpts {
+    const char *accel;          /* "tcg" or "kvm" */
+    unsigned dirty_ring_size;   /* KVM dirty ring entries; 0: bitmap */
+    unsigned mem_mb;            /* guest RAM; 0: 256 */
+    uint32_t region_base;       /* guest-physical; 0: 1 MiB */
+    uint32_t region_pages;      /* 0: 64 MiB worth */
+    uint32_t pages_per_tick;    /* 0: unpaced */
+    bool start_stopped;         /* -S: the sector is loaded, not run */
+    const char *extra_args;
+} DirtyGuestOpts;
+
+typedef struct DirtyGuest {
+    QTestState *qts;
+    DirtyGuestOpts opts;
+    char *tmpdir;
+    char *disk;
+} DirtyGuest;
+
+typedef struct DirtyGuestStats {
+    uint64_t writes;            /* page writes since boot */
+    uint32_t ticks;             /* 1 ms ticks since boot */
+    uint32_t passes;            /* completed passes over the region */
+} DirtyGuestStats;
+
+/*
+ * Whether a guest with @opts can run here.  If not, returns false and
+ * sets @why to a message for g_test_skip().
+ */
+bool dirty_guest_can_run(const DirtyGuestOpts *opts, char **why);
+
+/*
+ * Boot a guest; unless opts->start_stopped, wait until it is writing.
+ * Returns NULL, with @why set, if the accelerator configuration cannot be
+ * had on this host (e.g. no KVM dirty ring).
+ */
+DirtyGuest *dirty_guest_start(const DirtyGuestOpts *opts, char **why);
+void dirty_guest_quit(DirtyGuest *dg);
+
+void dirty_guest_read(DirtyGuest *dg, DirtyGuestStats *st);
+/* Wait until the guest has made @writes more page writes. */
+void dirty_guest_wait_writes(DirtyGuest *dg, uint64_t writes);
+void dirty_guest_set_pages_per_tick(DirtyGuest *dg, uint32_t pages);
+uint64_t dirty_guest_region_bytes(DirtyGuest *dg);
+uint64_t dirty_guest_ram_bytes(DirtyGuest *dg);
+
+/*
+ * Start a measurement with calc-dirty-rate.  @mode is the QAPI name or
+ * NULL for the default; @sample_pages 0 leaves it out.
+ */
+void dirtyrate_calc(QTestState *qts, const char *mode, int64_t calc_time_ms,
+                    int64_t sample_pages);
+/* query-dirty-rate with calc-time-unit millisecond */
+QDict *dirtyrate_query(QTestState *qts);
+/* Wait until the measurement is no longer running and return the result */
+QDict *dirtyrate_wait(QTestState *qts);
+
+/* MiB/s that @bytes dirtied in @ms make */
+double dirtyrate_mib_per_s(uint64_t bytes, int64_t ms);
+
+#endif
