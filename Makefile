@@ -19,7 +19,7 @@ QTESTS = dirtyrate-test
 	bench bench-quick clean distclean
 
 all: build
-	@scripts/demo.sh
+	@scripts/demo.py
 
 deps:
 	@scripts/install-deps.sh
@@ -35,10 +35,10 @@ build: tree
 		$(addprefix tests/qtest/,$(QTESTS))
 
 demo:
-	@scripts/demo.sh
+	@scripts/demo.py
 
 check: build
-	@scripts/check.sh $(QTESTS)
+	@scripts/check.py $(QTESTS)
 
 refresh:
 	@scripts/refresh.sh

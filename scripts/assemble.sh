@@ -10,20 +10,9 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
-. "$here/scripts/base.conf"
-WORK=${WORK:-$here/_work}
-TREE=${TREE:-$WORK/qemu}
-STAGE=$WORK/stage
+. "$here/scripts/lib.sh"
 tarball=$("$here/scripts/fetch-base.sh")
 
-log() { echo "assemble: $*" >&2; }
-
-# Files we add to QEMU live at the repo root in QEMU's layout.
-overlay_files() {
-    (cd "$here" && for d in $OVERLAY_DIRS; do
-        [ -d "$d" ] && find "$d" -type f ! -name '*~' ! -name '.*'
-    done | LC_ALL=C sort)
-}
 
 if [ -d "$TREE" ] && [ -d "$STAGE" ] && [ -z "${FORCE:-}" ]; then
     edited=$(rsync -rlcn --out-format='%n' --exclude=/build/ \
@@ -54,7 +43,7 @@ for f in $(overlay_files); do
 done
 
 ln -s "$here/patches" "$STAGE.new/patches"
-np=$(grep -cv '^\s*\(#\|$\)' "$here/patches/series" || true)
+np=$(series_patches | wc -l)
 if [ "$np" -gt 0 ]; then
     (cd "$STAGE.new" && QUILTRC=$here/scripts/quiltrc quilt push -a -q \
         >"$WORK/quilt.log" 2>&1) || {

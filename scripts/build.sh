@@ -4,9 +4,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
-. "$here/scripts/base.conf"
-WORK=${WORK:-$here/_work}
-TREE=${TREE:-$WORK/qemu}
+. "$here/scripts/lib.sh"
 B=$TREE/build
 
 # Firmware comes from Debian's seabios, ipxe-qemu and qemu-system-data, as
@@ -19,7 +17,6 @@ CONFIGURE_OPTS="--target-list=x86_64-softmmu --enable-kvm --enable-tcg
   --firmwarepath=$(echo $FIRMWARE_DIRS | tr ' ' :)
   ${EXTRA_CONFIGURE_OPTS:-}"
 
-log() { echo "build: $*" >&2; }
 
 opts_id=$(echo $CONFIGURE_OPTS | sha256sum | cut -c1-16)
 if [ ! -f "$B/build.ninja" ] || [ "$(cat "$B/.configure-id" 2>/dev/null)" != "$opts_id" ]; then

@@ -13,12 +13,11 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
-. "$here/scripts/base.conf"
-CACHE_DIR=${CACHE_DIR:-$here/_work/cache}
+. "$here/scripts/lib.sh"
+CACHE_DIR=${CACHE_DIR:-$WORK/cache}
 SHARED_CACHE=${SHARED_CACHE:-$here/../shared/cache}
 want=$CACHE_DIR/$BASE_TARBALL
 
-log() { echo "fetch: $*" >&2; }
 
 verify() {
     [ -f "$1" ] && echo "$BASE_SHA256  $1" | sha256sum -c --status -
@@ -78,11 +77,11 @@ if verify "$SHARED_CACHE/$BASE_TARBALL"; then
 fi
 
 {
-    echo "fetch: no copy of $BASE_TARBALL with sha256 $BASE_SHA256 found."
-    echo "fetch: tried:"
+    echo "$_me: no copy of $BASE_TARBALL with sha256 $BASE_SHA256 found."
+    echo "$_me: tried:"
     for t in "${tried[@]}"; do
-        echo "fetch:   - $t"
+        echo "$_me:   - $t"
     done
-    echo "fetch: supply one with QEMU_TARBALL=/path/to/$BASE_TARBALL make"
+    echo "$_me: supply one with QEMU_TARBALL=/path/to/$BASE_TARBALL make"
 } >&2
 exit 1

@@ -9,13 +9,9 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
-. "$here/scripts/base.conf"
-WORK=${WORK:-$here/_work}
-TREE=${TREE:-$WORK/qemu}
-STAGE=$WORK/stage
+. "$here/scripts/lib.sh"
 export QUILTRC=$here/scripts/quiltrc
 
-log() { echo "refresh: $*" >&2; }
 
 [ -d "$TREE" ] || { log "no tree at $TREE: run make tree"; exit 1; }
 cd "$TREE"

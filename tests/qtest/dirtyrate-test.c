@@ -203,6 +203,46 @@ static void test_ring_vcpu_rates_sum(const void *opaque)
     dirty_guest_quit(dg);
 }
 
+/*
+ * Without KVM, dirty-bitmap mode shares the migration dirty bitmap: a
+ * measurement blocks migration, and a running migration refuses it.
+ */
+static void test_bitmap_excludes_migration(const void *opaque)
+{
+    const AccelCase *ac = opaque;
+    DirtyGuest *dg = start_guest(ac, 0);
+    QDict *rsp, *info;
+    const char *desc;
+
+    if (!dg) {
+        return;
+    }
+    dirtyrate_calc(dg->qts, "dirty-bitmap", 2000, 0);
+    rsp = qtest_qmp(dg->qts, "{ 'execute': 'migrate', 'arguments': "
+                    "{ 'uri': 'exec:cat >/dev/null' } }");
+    g_assert_true(qdict_haskey(rsp, "error"));
+    desc = qdict_get_str(qdict_get_qdict(rsp, "error"), "desc");
+    g_assert_nonnull(strstr(desc, "dirty-bitmap dirty rate measurement"));
+    qobject_unref(rsp);
+    info = dirtyrate_wait(dg->qts);
+    g_assert_cmpint(qdict_get_int(info, "dirty-rate"), >, 0);
+    qobject_unref(info);
+
+    /* A slow migration that stays active while we try to measure */
+    qtest_qmp_assert_success(dg->qts, "{ 'execute': 'migrate-set-parameters',"
+                             " 'arguments': { 'max-bandwidth': 65536 } }");
+    qtest_qmp_assert_success(dg->qts, "{ 'execute': 'migrate', 'arguments': "
+                             "{ 'uri': 'exec:cat >/dev/null' } }");
+    rsp = qtest_qmp(dg->qts, "{ 'execute': 'calc-dirty-rate', 'arguments': "
+                    "{ 'calc-time': 1, 'mode': 'dirty-bitmap' } }");
+    g_assert_true(qdict_haskey(rsp, "error"));
+    desc = qdict_get_str(qdict_get_qdict(rsp, "error"), "desc");
+    g_assert_nonnull(strstr(desc, "while a migration is running"));
+    qobject_unref(rsp);
+    qtest_qmp_assert_success(dg->qts, "{ 'execute': 'migrate_cancel' }");
+    dirty_guest_quit(dg);
+}
+
 /* The members of a result that no rejected command may change */
 static void assert_same_result(QDict *a, QDict *b)
 {
@@ -402,7 +442,7 @@ static void hmp_measure(DirtyGuest *dg, const char *flags, const char *mode)
                             "period 1 seconds"));
     info = dirtyrate_wait(dg->qts);
     info_out = hmp(dg->qts, "info dirty_rate");
-    g_test_message("info dirty_rate after 'calc_dirty_rate %s 1':\n%s",
+    g_test_message("info dirty_rate after 'calc_dirty_rate %s 1': %s",
                    flags, info_out);
     g_assert_nonnull(strstr(info_out, "Status: measured\n"));
     g_assert_nonnull(strstr(info_out, expect));
@@ -472,6 +512,8 @@ int main(int argc, char **argv)
                  plain[i], test_bitmap_matches_guest);
         add_test("hmp/calc-and-info-show-the-result", plain[i], test_hmp);
     }
+    add_test("dirty-bitmap/excludes-a-running-migration", &accel_tcg,
+             test_bitmap_excludes_migration);
     add_test("dirty-ring/vcpu-rates-sum-to-the-total", &accel_kvm_ring,
              test_ring_vcpu_rates_sum);
     add_test("dirty-ring/refuses-dirty-bitmap-mode", &accel_kvm_ring,
