@@ -64,17 +64,25 @@ def script_check(name, cmd, timeout=600):
         record(name, "fail", f"{last[0] if last else 'no output'}; log {log}")
 
 
+def qtest_env():
+    env = dict(os.environ)
+    env.setdefault("QTEST_QEMU_BINARY", "./qemu-system-x86_64")
+    return env
+
+
 def qtest_cases(binary):
-    out = subprocess.run([binary, "-l"], stdout=subprocess.PIPE, text=True,
-                         check=True).stdout
-    return [l.strip() for l in out.splitlines() if l.startswith("/")]
+    p = subprocess.run([binary, "-l"], stdout=subprocess.PIPE, text=True,
+                       env=qtest_env(), cwd=BUILD)
+    cases = [l.strip() for l in p.stdout.splitlines() if l.startswith("/")]
+    if p.returncode != 0 or not cases:
+        record(os.path.basename(binary), "fail",
+               f"listing its tests failed (exit status {p.returncode})")
+    return cases
 
 
 def run_qtest_case(binary, case):
-    env = dict(os.environ)
-    env.setdefault("QTEST_QEMU_BINARY", "./qemu-system-x86_64")
     rc, out, log, secs = run_logged(case, [binary, "--tap", "-k", "-p", case],
-                                    CASE_TIMEOUT, env=env, cwd=BUILD)
+                                    CASE_TIMEOUT, env=qtest_env(), cwd=BUILD)
     status, detail = None, ""
     for line in out.splitlines():
         m = re.match(r"^(not ok|ok) \d+ (\S+)(?: # (SKIP|TODO)\s*(.*))?$",

@@ -105,9 +105,12 @@ DirtyGuest *dirty_guest_start(const DirtyGuestOpts *opts, char **why)
      * ring), QEMU falls back to the qtest accelerator; this is detected
      * below rather than reported as a failure.
      */
-    args = g_strdup_printf("-accel %s -machine pc -m %u -smp 1 -nodefaults "
-                           "-display none -drive file=%s,format=raw "
-                           "%s %s", accel, dg->opts.mem_mb, dg->disk,
+    args = g_strdup_printf("-accel %s %s -machine pc -m %u -smp 1 "
+                           "-nodefaults -display none "
+                           "-drive file=%s,format=raw %s %s", accel,
+                           g_str_equal(dg->opts.accel, "kvm") ?
+                           "-cpu host" : "",
+                           dg->opts.mem_mb, dg->disk,
                            dg->opts.start_stopped ? "-S" : "",
                            dg->opts.extra_args ? dg->opts.extra_args : "");
     dg->qts = qtest_init(args);
