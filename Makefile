@@ -13,7 +13,7 @@
 WORK ?= $(CURDIR)/_work
 export WORK
 
-QTESTS = dirtyrate-test
+QTESTS = dirtyrate-test colo-recorder-test
 
 .PHONY: all deps fetch tree build demo check refresh series checkpatch \
 	bench bench-quick clean distclean

@@ -13,7 +13,7 @@ FIRMWARE_DIRS="/usr/share/qemu /usr/share/seabios /usr/lib/ipxe/qemu"
 CONFIGURE_OPTS="--target-list=x86_64-softmmu --enable-kvm --enable-tcg
   --enable-replication --python=/usr/bin/python3 --disable-docs
   --disable-tools --disable-user --disable-rust --disable-install-blobs
-  --disable-download --enable-fdt=system
+  --disable-download --enable-fdt=system --enable-werror
   --firmwarepath=$(echo $FIRMWARE_DIRS | tr ' ' :)
   ${EXTRA_CONFIGURE_OPTS:-}"
 
@@ -43,7 +43,8 @@ done
 log "ninja ${*:-qemu-system-x86_64}"
 start=$(date +%s)
 if ! ninja -C "$B" ${*:-qemu-system-x86_64} >"$B/ninja.log" 2>&1; then
-    grep -B2 -A12 -m3 'error\|FAILED' "$B/ninja.log" >&2 || tail -n 40 "$B/ninja.log" >&2
+    grep -v '^FAILED:' "$B/ninja.log" | grep -B2 -A12 -m3 'error' |
+        cut -c1-300 >&2 || tail -n 40 "$B/ninja.log" | cut -c1-300 >&2
     log "ninja failed; full log in $B/ninja.log"
     exit 1
 fi

@@ -2,7 +2,8 @@
 # Write work done in the assembled tree back into the repository:
 #  - `quilt refresh` of the topmost applied patch (the usual quilt
 #    workflow: quilt push/pop to the patch, edit, make refresh);
-#  - overlay files edited in the tree are copied back;
+#  - overlay files edited in the tree since the last assembly are copied
+#    back (a file edited in both places is reported, not copied);
 #  - new files created in the overlay directories, and not part of any
 #    patch, become overlay files.
 # Then the tree is re-assembled, which changes nothing but the snapshot.
@@ -30,13 +31,22 @@ fi
 
 patched=$(quilt files --combine - 2>/dev/null | sort -u || true)
 n=0
+conflicts=
 for d in $OVERLAY_DIRS; do
     [ -d "$d" ] || continue
     while IFS= read -r f; do
-        if [ -f "$here/$f" ]; then
-            cmp -s "$f" "$here/$f" && continue
-        elif [ -e "$STAGE/$f" ] || grep -qxF "$f" <<<"$patched"; then
+        # files of upstream or touched by a patch are not overlay files
+        if grep -qxF "$f" <<<"$patched" ||
+           { [ -f "$STAGE/$f" ] && [ ! -f "$here/$f" ]; }; then
             continue
+        fi
+        if [ -f "$STAGE/$f" ]; then
+            # edited in the tree since the last assembly?
+            cmp -s "$f" "$STAGE/$f" && continue
+            if ! cmp -s "$here/$f" "$STAGE/$f"; then
+                conflicts="$conflicts $f"
+                continue
+            fi
         fi
         mkdir -p "$here/$(dirname "$f")"
         cp "$f" "$here/$f"
@@ -45,5 +55,8 @@ for d in $OVERLAY_DIRS; do
     done < <(find "$d" -type f ! -name '*~' ! -name '.*' ! -name '*.orig' \
              ! -name '*.rej')
 done
+if [ -n "$conflicts" ]; then
+    die "edited both in the tree and in the repository, not copied:$conflicts"
+fi
 log "$n overlay files written back"
 FORCE=1 "$here/scripts/assemble.sh"

@@ -107,11 +107,13 @@ DirtyGuest *dirty_guest_start(const DirtyGuestOpts *opts, char **why)
      */
     args = g_strdup_printf("-accel %s %s -machine pc -m %u -smp 1 "
                            "-nodefaults -display none "
-                           "-drive file=%s,format=raw %s %s", accel,
+                           "-drive file=%s,format=raw %s %s %s %s", accel,
                            g_str_equal(dg->opts.accel, "kvm") ?
                            "-cpu host" : "",
                            dg->opts.mem_mb, dg->disk,
                            dg->opts.start_stopped ? "-S" : "",
+                           dg->opts.incoming ? "-incoming" : "",
+                           dg->opts.incoming ? dg->opts.incoming : "",
                            dg->opts.extra_args ? dg->opts.extra_args : "");
     dg->qts = qtest_init(args);
 
@@ -123,7 +125,7 @@ DirtyGuest *dirty_guest_start(const DirtyGuestOpts *opts, char **why)
         return NULL;
     }
 
-    if (!dg->opts.start_stopped) {
+    if (!dg->opts.start_stopped && !dg->opts.incoming) {
         dirty_guest_wait_writes(dg, 1);
     }
     return dg;

@@ -21,6 +21,7 @@ typedef struct DirtyGuestOpts {
     uint32_t region_pages;      /* 0: 64 MiB worth */
     uint32_t pages_per_tick;    /* 0: unpaced */
     bool start_stopped;         /* -S: the sector is loaded, not run */
+    const char *incoming;       /* -incoming URI: waits for migration */
     const char *extra_args;
 } DirtyGuestOpts;
 
@@ -44,7 +45,8 @@ typedef struct DirtyGuestStats {
 bool dirty_guest_can_run(const DirtyGuestOpts *opts, char **why);
 
 /*
- * Boot a guest; unless opts->start_stopped, wait until it is writing.
+ * Boot a guest; unless it starts stopped or incoming, wait until it is
+ * writing.
  * Returns NULL, with @why set, if the accelerator configuration cannot be
  * had on this host (e.g. no KVM dirty ring).
  */

@@ -1,0 +1,468 @@
+/*
+ * QTest for the COLO checkpoint recorder: QMP info_checkpoint and
+ * reset_checkpoint, HMP "info checkpoint", on a primary and a secondary
+ * running COLO with timer-driven checkpoints (no disks, no colo-compare),
+ * under TCG and, where available, KVM.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "libqtest.h"
+#include "qobject/qdict.h"
+#include "qobject/qlist.h"
+#include "qobject/qnum.h"
+#include "migration/dirty-guest.h"
+
+#define CHECKPOINT_DELAY_MS 100
+#define CHECKPOINTS         6
+#define TIMEOUT_S           120
+
+typedef struct ColoPair {
+    DirtyGuest *primary;
+    DirtyGuest *secondary;
+    char *uri;
+} ColoPair;
+
+static bool colo_start_pair(ColoPair *c, const char *accel)
+{
+    g_autofree char *why = NULL;
+    g_autofree char *dir = NULL;
+    DirtyGuestOpts opts = {
+        .accel = accel,
+        .mem_mb = 64,
+        .region_pages = 4096,       /* 16 MiB */
+    };
+
+    if (!dirty_guest_can_run(&opts, &why)) {
+        g_test_skip(why);
+        return false;
+    }
+    dir = g_dir_make_tmp("colo-recorder-XXXXXX", NULL);
+    c->uri = g_strdup_printf("unix:%s/colo.sock", dir);
+
+    opts.incoming = c->uri;
+    c->secondary = dirty_guest_start(&opts, &why);
+    if (!c->secondary) {
+        g_test_skip(why);
+        return false;
+    }
+    opts.incoming = NULL;
+    c->primary = dirty_guest_start(&opts, &why);
+    g_assert_nonnull(c->primary);
+    return true;
+}
+
+static void colo_stop_pair(ColoPair *c)
+{
+    g_autofree char *dir = g_path_get_dirname(c->uri + strlen("unix:"));
+
+    dirty_guest_quit(c->primary);
+    dirty_guest_quit(c->secondary);
+    rmdir(dir);
+    g_free(c->uri);
+}
+
+static QDict *info_checkpoint(QTestState *qts)
+{
+    return qtest_qmp_assert_success_ref(qts,
+                                        "{ 'execute': 'info_checkpoint' }");
+}
+
+static void set_x_colo(QTestState *qts)
+{
+    qtest_qmp_assert_success(qts, "{ 'execute': 'migrate-set-capabilities',"
+                             " 'arguments': { 'capabilities': [ "
+                             "{ 'capability': 'x-colo', 'state': true } ] } }");
+}
+
+static const char *colo_mode(QTestState *qts)
+{
+    static char mode[32];
+    QDict *rsp = qtest_qmp_assert_success_ref(qts,
+        "{ 'execute': 'query-colo-status' }");
+
+    g_strlcpy(mode, qdict_get_str(rsp, "mode"), sizeof(mode));
+    qobject_unref(rsp);
+    return mode;
+}
+
+static void wait_colo_mode(QTestState *qts, const char *mode)
+{
+    gint64 deadline = g_get_monotonic_time() + TIMEOUT_S * G_USEC_PER_SEC;
+
+    while (!g_str_equal(colo_mode(qts), mode)) {
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(10000);
+    }
+}
+
+static void colo_enter(ColoPair *c)
+{
+    set_x_colo(c->secondary->qts);
+    set_x_colo(c->primary->qts);
+    qtest_qmp_assert_success(c->primary->qts,
+                             "{ 'execute': 'migrate-set-parameters',"
+                             " 'arguments': { 'x-checkpoint-delay': %d } }",
+                             CHECKPOINT_DELAY_MS);
+    qtest_qmp_assert_success(c->primary->qts,
+                             "{ 'execute': 'migrate', 'arguments': "
+                             "{ 'uri': %s } }", c->uri);
+    wait_colo_mode(c->primary->qts, "primary");
+    wait_colo_mode(c->secondary->qts, "secondary");
+}
+
+/* Wait for @n more checkpoints: the primary's guest resumes after each */
+static void wait_resumes(QTestState *primary, int n)
+{
+    while (n--) {
+        qtest_qmp_eventwait(primary, "RESUME");
+    }
+}
+
+/* Wait until the recorder on @qts has counted @n checkpoints */
+static QDict *wait_counted(QTestState *qts, int64_t n)
+{
+    gint64 deadline = g_get_monotonic_time() + TIMEOUT_S * G_USEC_PER_SEC;
+
+    for (;;) {
+        QDict *info = info_checkpoint(qts);
+
+        if (qdict_get_int(info, "tot_num") >= n) {
+            return info;
+        }
+        qobject_unref(info);
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(10000);
+    }
+}
+
+static void assert_stats_sane(QDict *s, int64_t count)
+{
+    uint64_t min = qdict_get_uint(s, "min");
+    uint64_t max = qdict_get_uint(s, "max");
+
+    g_assert_cmpuint(qdict_get_uint(s, "count"), ==, count);
+    if (!count) {
+        g_assert_cmpuint(qdict_get_uint(s, "total"), ==, 0);
+        g_assert_cmpuint(max, ==, 0);
+        return;
+    }
+    g_assert_cmpuint(qdict_get_uint(s, "mean"), ==,
+                     qdict_get_uint(s, "total") / count);
+    g_assert_cmpuint(min, <=, qdict_get_uint(s, "mean"));
+    g_assert_cmpuint(qdict_get_uint(s, "mean"), <=, max);
+    g_assert_cmpuint(min, <=, qdict_get_uint(s, "p50"));
+    g_assert_cmpuint(qdict_get_uint(s, "p50"), <=, qdict_get_uint(s, "p99"));
+    g_assert_cmpuint(qdict_get_uint(s, "p99"), <=, max);
+    g_assert_cmpuint(qdict_get_uint(s, "last"), >=, min);
+    g_assert_cmpuint(qdict_get_uint(s, "last"), <=, max);
+}
+
+static const char *const primary_phases[] = {
+    "request", "vm-stop", "replication", "device-save", "ram-send",
+    "device-send", "wait-received", "compare-notify", "wait-loaded",
+    "vm-start", NULL
+};
+
+static const char *const secondary_phases[] = {
+    "stop-and-reply", "wait-vmstate", "ram-load", "device-receive",
+    "ram-flush", "device-load", "replication", "filter-notify", "vm-start",
+    "send-loaded", NULL
+};
+
+/*
+ * Everything one info_checkpoint answer must satisfy by itself: every
+ * part of it describes the same set of checkpoints.
+ */
+static void assert_consistent(QDict *info, const char *role)
+{
+    const char *const *names = g_str_equal(role, "primary") ?
+                               primary_phases : secondary_phases;
+    int64_t n = qdict_get_int(info, "tot_num");
+    QDict *total = qdict_get_qdict(info, "total");
+    uint64_t sum_of_means = 0;
+    const QListEntry *e;
+    uint64_t seq = 0, nrecent = 0;
+    int i = 0;
+
+    g_assert_cmpstr(qdict_get_str(info, "role"), ==, role);
+    g_assert_true(qdict_haskey(info, "info"));
+    g_assert_cmpint(qdict_get_int(info, "tot_time"), ==,
+                    qdict_get_uint(total, "total"));
+    g_assert_cmpint(qdict_get_int(info, "avg_time"), ==,
+                    n ? qdict_get_uint(total, "total") / n : 0);
+    g_assert_cmpint(qdict_get_int(info, "wait_time"), ==,
+                    qdict_get_uint(qdict_get_qdict(info, "idle"), "mean"));
+    assert_stats_sane(total, n);
+    assert_stats_sane(qdict_get_qdict(info, "pause"), n);
+    assert_stats_sane(qdict_get_qdict(info, "idle"), n);
+
+    QLIST_FOREACH_ENTRY(qdict_get_qlist(info, "phases"), e) {
+        QDict *ps = qobject_to(QDict, qlist_entry_obj(e));
+        QDict *st = qdict_get_qdict(ps, "stats");
+
+        g_assert_nonnull(names[i]);
+        g_assert_cmpstr(qdict_get_str(ps, "phase"), ==, names[i]);
+        assert_stats_sane(st, n);
+        sum_of_means += qdict_get_uint(st, "mean");
+        i++;
+    }
+    g_assert_null(names[i]);
+    g_assert_cmpuint(sum_of_means, <=, qdict_get_uint(total, "mean"));
+
+    /* The ring: the last min(n, 64) checkpoints, oldest first */
+    QLIST_FOREACH_ENTRY(qdict_get_qlist(info, "recent"), e) {
+        QDict *r = qobject_to(QDict, qlist_entry_obj(e));
+        uint64_t phase_sum = 0;
+        const QListEntry *pe;
+
+        if (seq) {
+            g_assert_cmpuint(qdict_get_uint(r, "seq"), ==, seq + 1);
+        }
+        seq = qdict_get_uint(r, "seq");
+        QLIST_FOREACH_ENTRY(qdict_get_qlist(r, "phases"), pe) {
+            phase_sum += qnum_get_uint(qobject_to(QNum,
+                                                  qlist_entry_obj(pe)));
+        }
+        g_assert_cmpuint(phase_sum, ==, qdict_get_uint(r, "total"));
+        g_assert_cmpuint(qdict_get_uint(r, "pause"), <=, phase_sum);
+        g_assert_cmpstr(qdict_get_str(r, "trigger"), ==,
+                        g_str_equal(role, "primary") ? "timer" : "none");
+        nrecent++;
+    }
+    g_assert_cmpuint(nrecent, ==, MIN(n, 64));
+    g_assert_cmpuint(seq, ==, n);
+}
+
+static void assert_zero(QDict *info, const char *role)
+{
+    g_assert_cmpstr(qdict_get_str(info, "role"), ==, role);
+    g_assert_cmpint(qdict_get_int(info, "tot_num"), ==, 0);
+    g_assert_cmpint(qdict_get_int(info, "avg_time"), ==, 0);
+    g_assert_cmpint(qdict_get_int(info, "ram_size"), ==, 0);
+    g_assert_cmpuint(qdict_get_uint(info, "ram-bytes"), ==, 0);
+    g_assert_true(qlist_empty(qdict_get_qlist(info, "recent")));
+    assert_stats_sane(qdict_get_qdict(info, "pause"), 0);
+}
+
+static void assert_checkpoints_measured(QDict *info, const char *role,
+                                        int64_t n)
+{
+    QDict *pause = qdict_get_qdict(info, "pause");
+    QDict *triggers = qdict_get_qdict(info, "triggers");
+    bool primary = g_str_equal(role, "primary");
+
+    assert_consistent(info, role);
+    g_assert_true(qdict_get_bool(info, "active"));
+    g_assert_cmpint(qdict_get_int(info, "tot_num"), >=, n);
+    g_assert_cmpint(qdict_get_int(info, "init_time"), >, 0);
+    g_assert_cmpuint(qdict_get_uint(pause, "min"), >, 0);
+    /* a dirtying guest sends RAM at every checkpoint */
+    g_assert_cmpint(qdict_get_int(info, "ram_size"), >, 0);
+    g_assert_cmpuint(qdict_get_uint(info, "dirty-pages"), >, 0);
+    g_assert_cmpint(qdict_get_int(info, "dev_size"), >, 0);
+    g_assert_cmpuint(qdict_get_uint(triggers, "timer"), ==,
+                     primary ? qdict_get_int(info, "tot_num") : 0);
+    g_assert_cmpuint(qdict_get_uint(triggers, "compare"), ==, 0);
+    g_assert_cmpuint(qdict_get_uint(triggers, "request"), ==, 0);
+}
+
+static void test_idle_before_colo(const void *opaque)
+{
+    const char *accel = opaque;
+    ColoPair c = { 0 };
+    QDict *info;
+
+    if (!colo_start_pair(&c, accel)) {
+        return;
+    }
+    info = info_checkpoint(c.primary->qts);
+    assert_zero(info, "none");
+    g_assert_false(qdict_get_bool(info, "active"));
+    g_assert_true(qlist_empty(qdict_get_qlist(info, "phases")));
+    qobject_unref(info);
+    info = info_checkpoint(c.secondary->qts);
+    assert_zero(info, "none");
+    qobject_unref(info);
+    /* nothing to reset is not an error either */
+    qtest_qmp_assert_success(c.primary->qts,
+                             "{ 'execute': 'reset_checkpoint' }");
+    colo_stop_pair(&c);
+}
+
+static void test_records_both_sides(const void *opaque)
+{
+    const char *accel = opaque;
+    ColoPair c = { 0 };
+    DirtyGuestStats before, after;
+    QDict *p, *s;
+
+    if (!colo_start_pair(&c, accel)) {
+        return;
+    }
+    colo_enter(&c);
+    dirty_guest_read(c.primary, &before);
+    wait_resumes(c.primary->qts, CHECKPOINTS + 1);
+
+    p = wait_counted(c.primary->qts, CHECKPOINTS);
+    s = wait_counted(c.secondary->qts, CHECKPOINTS);
+    assert_checkpoints_measured(p, "primary", CHECKPOINTS);
+    assert_checkpoints_measured(s, "secondary", CHECKPOINTS);
+    g_test_message("primary: %" PRId64 " checkpoints, mean %" PRId64
+                   " ns, pause mean %" PRIu64 " ns, %" PRId64
+                   " RAM bytes per checkpoint",
+                   qdict_get_int(p, "tot_num"), qdict_get_int(p, "avg_time"),
+                   qdict_get_uint(qdict_get_qdict(p, "pause"), "mean"),
+                   qdict_get_int(p, "ram_size"));
+
+    /* the primary's guest kept running between checkpoints */
+    dirty_guest_read(c.primary, &after);
+    g_assert_cmpuint(after.writes, >, before.writes);
+    qobject_unref(p);
+    qobject_unref(s);
+    colo_stop_pair(&c);
+}
+
+static void test_reset_restarts_counting(const void *opaque)
+{
+    const char *accel = opaque;
+    ColoPair c = { 0 };
+    QDict *info;
+
+    if (!colo_start_pair(&c, accel)) {
+        return;
+    }
+    colo_enter(&c);
+    qobject_unref(wait_counted(c.primary->qts, 3));
+
+    qtest_qmp_assert_success(c.primary->qts,
+                             "{ 'execute': 'reset_checkpoint' }");
+    info = info_checkpoint(c.primary->qts);
+    /* at most the checkpoint that was in flight, counted whole */
+    g_assert_cmpint(qdict_get_int(info, "tot_num"), <=, 1);
+    assert_consistent(info, "primary");
+    g_assert_cmpint(qdict_get_int(info, "init_time"), >, 0);
+    qobject_unref(info);
+
+    info = wait_counted(c.primary->qts, 3);
+    assert_checkpoints_measured(info, "primary", 3);
+    qobject_unref(info);
+    colo_stop_pair(&c);
+}
+
+/* "name count mean p99 max" rows of HMP "info checkpoint" */
+static int64_t hmp_row_count(const char *out, const char *name)
+{
+    g_auto(GStrv) lines = g_strsplit(out, "\n", -1);
+    int i;
+
+    for (i = 0; lines[i]; i++) {
+        g_auto(GStrv) f = g_strsplit_set(g_strstrip(lines[i]), " ", -1);
+
+        if (g_str_equal(f[0], name)) {
+            int j = 1;
+
+            while (f[j] && !*f[j]) {
+                j++;
+            }
+            return f[j] ? g_ascii_strtoll(f[j], NULL, 10) : -1;
+        }
+    }
+    return -1;
+}
+
+static void assert_hmp_matches(QTestState *qts, QDict *info,
+                               const char *role)
+{
+    g_autofree char *out = qtest_hmp(qts, "info checkpoint");
+    g_autofree char *head = g_strdup_printf("COLO role: %s (inactive), "
+                                            "checkpoints: %" PRId64 ", ",
+                                            role,
+                                            qdict_get_int(info, "tot_num"));
+    const QListEntry *e;
+
+    g_test_message("info checkpoint on the %s: %s", role, out);
+    g_assert_nonnull(strstr(out, head));
+    QLIST_FOREACH_ENTRY(qdict_get_qlist(info, "phases"), e) {
+        QDict *ps = qobject_to(QDict, qlist_entry_obj(e));
+
+        g_assert_cmpint(hmp_row_count(out, qdict_get_str(ps, "phase")), ==,
+                        qdict_get_int(info, "tot_num"));
+    }
+    g_assert_cmpint(hmp_row_count(out, "total"), ==,
+                    qdict_get_int(info, "tot_num"));
+    g_assert_cmpint(hmp_row_count(out, "pause"), ==,
+                    qdict_get_int(info, "tot_num"));
+    g_assert_nonnull(strstr(out, " ms"));
+    g_assert_nonnull(strstr(out, "per checkpoint: device state "));
+}
+
+static void test_failover_keeps_numbers(const void *opaque)
+{
+    const char *accel = opaque;
+    ColoPair c = { 0 };
+    QDict *p, *s;
+    int64_t np, ns;
+
+    if (!colo_start_pair(&c, accel)) {
+        return;
+    }
+    colo_enter(&c);
+    qobject_unref(wait_counted(c.primary->qts, 3));
+    qobject_unref(wait_counted(c.secondary->qts, 3));
+
+    qtest_qmp_assert_success(c.secondary->qts,
+                             "{ 'execute': 'x-colo-lost-heartbeat' }");
+    qtest_qmp_eventwait(c.secondary->qts, "COLO_EXIT");
+    qtest_qmp_assert_success(c.primary->qts,
+                             "{ 'execute': 'x-colo-lost-heartbeat' }");
+    qtest_qmp_eventwait(c.primary->qts, "COLO_EXIT");
+
+    p = info_checkpoint(c.primary->qts);
+    s = info_checkpoint(c.secondary->qts);
+    np = qdict_get_int(p, "tot_num");
+    ns = qdict_get_int(s, "tot_num");
+    g_assert_false(qdict_get_bool(p, "active"));
+    g_assert_false(qdict_get_bool(s, "active"));
+    assert_consistent(p, "primary");
+    assert_consistent(s, "secondary");
+    g_assert_cmpint(np, >=, 3);
+    g_assert_cmpint(ns, >=, 3);
+    /* a checkpoint may be cut short on one side only */
+    g_assert_cmpint(labs(np - ns), <=, 1);
+
+    assert_hmp_matches(c.primary->qts, p, "primary");
+    assert_hmp_matches(c.secondary->qts, s, "secondary");
+    qobject_unref(p);
+    qobject_unref(s);
+    colo_stop_pair(&c);
+}
+
+static void add(const char *accel, const char *what,
+                void (*fn)(const void *))
+{
+    g_autofree char *path = g_strdup_printf("/colo-recorder/%s/%s", accel,
+                                            what);
+
+    qtest_add_data_func(path, accel, fn);
+}
+
+int main(int argc, char **argv)
+{
+    static const char *const accels[] = { "tcg", "kvm" };
+    int i;
+
+    g_test_init(&argc, &argv, NULL);
+    for (i = 0; i < ARRAY_SIZE(accels); i++) {
+        add(accels[i], "reports-role-none-and-zeros-before-colo",
+            test_idle_before_colo);
+        add(accels[i], "times-every-phase-on-both-sides",
+            test_records_both_sides);
+        add(accels[i], "reset-zeroes-and-counting-resumes",
+            test_reset_restarts_counting);
+        add(accels[i], "numbers-stay-readable-after-failover",
+            test_failover_keeps_numbers);
+    }
+    return g_test_run();
+}
