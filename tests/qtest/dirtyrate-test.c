@@ -243,6 +243,72 @@ static void test_bitmap_excludes_migration(const void *opaque)
     dirty_guest_quit(dg);
 }
 
+/* Page writes per second the guest makes over about @ms of host time */
+static double guest_write_rate(DirtyGuest *dg, int ms)
+{
+    DirtyGuestStats a, b;
+    gint64 t0, t1;
+
+    dirty_guest_read(dg, &a);
+    t0 = g_get_monotonic_time();
+    g_usleep(ms * 1000);
+    dirty_guest_read(dg, &b);
+    t1 = g_get_monotonic_time();
+    return (b.writes - a.writes) * (double)G_USEC_PER_SEC / (t1 - t0);
+}
+
+/*
+ * A guest that dirties memory faster than the ring drains must keep
+ * running through and after dirty-ring measurements (it used to freeze
+ * for good when the host overflowed the ring), and a dirty limit must
+ * still throttle it and let go of it.
+ */
+static void test_ring_guest_keeps_running(const void *opaque)
+{
+    const AccelCase *ac = opaque;
+    DirtyGuest *dg = start_guest(ac, 0);
+    double before, during;
+    QDict *info;
+    int i;
+
+    if (!dg) {
+        return;
+    }
+    before = guest_write_rate(dg, 1000);
+    g_test_message("guest: %.0f page writes/s before", before);
+    g_assert_cmpfloat(before, >, 0);
+
+    for (i = 0; i < 3; i++) {
+        double after;
+
+        dirtyrate_calc(dg->qts, "dirty-ring", 1000, 0);
+        info = dirtyrate_wait(dg->qts);
+        g_assert_cmpstr(qdict_get_str(info, "status"), ==, "measured");
+        qobject_unref(info);
+        after = guest_write_rate(dg, 500);
+        g_test_message("guest: %.0f page writes/s after measurement %d",
+                       after, i + 1);
+        g_assert_cmpfloat(after, >=, before / 2);
+    }
+
+    /* the limit takes effect within a few of its one-second periods */
+    qtest_qmp_assert_success(dg->qts, "{ 'execute': 'set-vcpu-dirty-limit',"
+                             " 'arguments': { 'dirty-rate': 1 } }");
+    for (i = 0; i < 20; i++) {
+        during = guest_write_rate(dg, 500);
+        if (during < before / 2) {
+            break;
+        }
+    }
+    g_test_message("guest: %.0f page writes/s under a 1 MB/s dirty limit",
+                   during);
+    g_assert_cmpfloat(during, <, before / 2);
+    qtest_qmp_assert_success(dg->qts,
+                             "{ 'execute': 'cancel-vcpu-dirty-limit' }");
+    g_assert_cmpfloat(guest_write_rate(dg, 1000), >=, before / 2);
+    dirty_guest_quit(dg);
+}
+
 /* The members of a result that no rejected command may change */
 static void assert_same_result(QDict *a, QDict *b)
 {
@@ -516,6 +582,8 @@ int main(int argc, char **argv)
              test_bitmap_excludes_migration);
     add_test("dirty-ring/vcpu-rates-sum-to-the-total", &accel_kvm_ring,
              test_ring_vcpu_rates_sum);
+    add_test("dirty-ring/guest-keeps-running-through-measurements",
+             &accel_kvm_ring, test_ring_guest_keeps_running);
     add_test("dirty-ring/refuses-dirty-bitmap-mode", &accel_kvm_ring,
              test_ring_refuses_bitmap);
     add_test("hmp/calc-and-info-show-the-result", &accel_kvm_ring,
