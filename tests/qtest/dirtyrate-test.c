@@ -203,46 +203,6 @@ static void test_ring_vcpu_rates_sum(const void *opaque)
     dirty_guest_quit(dg);
 }
 
-/*
- * Without KVM, dirty-bitmap mode shares the migration dirty bitmap: a
- * measurement blocks migration, and a running migration refuses it.
- */
-static void test_bitmap_excludes_migration(const void *opaque)
-{
-    const AccelCase *ac = opaque;
-    DirtyGuest *dg = start_guest(ac, 0);
-    QDict *rsp, *info;
-    const char *desc;
-
-    if (!dg) {
-        return;
-    }
-    dirtyrate_calc(dg->qts, "dirty-bitmap", 2000, 0);
-    rsp = qtest_qmp(dg->qts, "{ 'execute': 'migrate', 'arguments': "
-                    "{ 'uri': 'exec:cat >/dev/null' } }");
-    g_assert_true(qdict_haskey(rsp, "error"));
-    desc = qdict_get_str(qdict_get_qdict(rsp, "error"), "desc");
-    g_assert_nonnull(strstr(desc, "dirty-bitmap dirty rate measurement"));
-    qobject_unref(rsp);
-    info = dirtyrate_wait(dg->qts);
-    g_assert_cmpint(qdict_get_int(info, "dirty-rate"), >, 0);
-    qobject_unref(info);
-
-    /* A slow migration that stays active while we try to measure */
-    qtest_qmp_assert_success(dg->qts, "{ 'execute': 'migrate-set-parameters',"
-                             " 'arguments': { 'max-bandwidth': 65536 } }");
-    qtest_qmp_assert_success(dg->qts, "{ 'execute': 'migrate', 'arguments': "
-                             "{ 'uri': 'exec:cat >/dev/null' } }");
-    rsp = qtest_qmp(dg->qts, "{ 'execute': 'calc-dirty-rate', 'arguments': "
-                    "{ 'calc-time': 1, 'mode': 'dirty-bitmap' } }");
-    g_assert_true(qdict_haskey(rsp, "error"));
-    desc = qdict_get_str(qdict_get_qdict(rsp, "error"), "desc");
-    g_assert_nonnull(strstr(desc, "while a migration is running"));
-    qobject_unref(rsp);
-    qtest_qmp_assert_success(dg->qts, "{ 'execute': 'migrate_cancel' }");
-    dirty_guest_quit(dg);
-}
-
 /* Page writes per second the guest makes over about @ms of host time */
 static double guest_write_rate(DirtyGuest *dg, int ms)
 {
@@ -348,6 +308,42 @@ static void assert_calc_fails(QTestState *qts, QDict *before,
     qobject_unref(after);
 }
 
+/*
+ * Without KVM, dirty-bitmap mode shares the migration dirty bitmap: a
+ * measurement blocks migration, and a running migration refuses it.
+ */
+static void test_bitmap_excludes_migration(const void *opaque)
+{
+    const AccelCase *ac = opaque;
+    DirtyGuest *dg = start_guest(ac, 0);
+    QDict *rsp, *info;
+    const char *desc;
+
+    if (!dg) {
+        return;
+    }
+    dirtyrate_calc(dg->qts, "dirty-bitmap", 2000, 0);
+    rsp = qtest_qmp(dg->qts, "{ 'execute': 'migrate', 'arguments': "
+                    "{ 'uri': 'exec:cat >/dev/null' } }");
+    g_assert_true(qdict_haskey(rsp, "error"));
+    desc = qdict_get_str(qdict_get_qdict(rsp, "error"), "desc");
+    g_assert_nonnull(strstr(desc, "dirty-bitmap dirty rate measurement"));
+    qobject_unref(rsp);
+    info = dirtyrate_wait(dg->qts);
+    g_assert_cmpint(qdict_get_int(info, "dirty-rate"), >, 0);
+
+    /* A slow migration that stays active while we try to measure */
+    qtest_qmp_assert_success(dg->qts, "{ 'execute': 'migrate-set-parameters',"
+                             " 'arguments': { 'max-bandwidth': 65536 } }");
+    qtest_qmp_assert_success(dg->qts, "{ 'execute': 'migrate', 'arguments': "
+                             "{ 'uri': 'exec:cat >/dev/null' } }");
+    assert_calc_fails(dg->qts, info, "while a migration is running",
+                      "{ 'calc-time': 1, 'mode': 'dirty-bitmap' }");
+    qobject_unref(info);
+    qtest_qmp_assert_success(dg->qts, "{ 'execute': 'migrate_cancel' }");
+    dirty_guest_quit(dg);
+}
+
 static void test_query_before_calc(const void *opaque)
 {
     const AccelCase *ac = opaque;
@@ -445,6 +441,42 @@ static void test_second_calc_refused(const void *opaque)
     /* The running measurement finishes with its own parameters */
     info = dirtyrate_wait(dg->qts);
     g_assert_cmpstr(qdict_get_str(info, "status"), ==, "measured");
+    g_assert_cmpstr(qdict_get_str(info, "mode"), ==, "page-sampling");
+    g_assert_cmpint(qdict_get_int(info, "calc-time"), >=, 1000);
+    qobject_unref(info);
+    dirty_guest_quit(dg);
+}
+
+/*
+ * Two calc-dirty-rate commands sent back to back, without waiting for the
+ * first to answer: the second must be refused, and the measurement must
+ * run with the first one's parameters.
+ */
+static void test_back_to_back_calc_refused(const void *opaque)
+{
+    const AccelCase *ac = opaque;
+    DirtyGuest *dg = start_guest(ac, 0);
+    QDict *first, *second, *info;
+
+    if (!dg) {
+        return;
+    }
+    qtest_qmp_send(dg->qts, "{ 'execute': 'calc-dirty-rate', 'arguments': "
+                   "{ 'calc-time': 1000, 'calc-time-unit': 'millisecond' } }");
+    qtest_qmp_send(dg->qts, "{ 'execute': 'calc-dirty-rate', 'arguments': "
+                   "{ 'calc-time': 100, 'calc-time-unit': 'millisecond', "
+                   "'mode': 'dirty-bitmap' } }");
+    first = qtest_qmp_receive(dg->qts);
+    second = qtest_qmp_receive(dg->qts);
+    g_assert_true(qdict_haskey(first, "return"));
+    g_assert_true(qdict_haskey(second, "error"));
+    g_assert_nonnull(strstr(qdict_get_str(qdict_get_qdict(second, "error"),
+                                          "desc"),
+                            "already being measured"));
+    qobject_unref(first);
+    qobject_unref(second);
+
+    info = dirtyrate_wait(dg->qts);
     g_assert_cmpstr(qdict_get_str(info, "mode"), ==, "page-sampling");
     g_assert_cmpint(qdict_get_int(info, "calc-time"), >=, 1000);
     qobject_unref(info);
@@ -595,6 +627,8 @@ int main(int argc, char **argv)
              &accel_tcg, test_bad_input_keeps_result);
     add_test("validation/second-calc-while-measuring-is-refused",
              &accel_tcg, test_second_calc_refused);
+    add_test("validation/back-to-back-calcs-start-only-the-first",
+             &accel_tcg, test_back_to_back_calc_refused);
 
     return g_test_run();
 }
