@@ -137,6 +137,23 @@ static QDict *wait_counted(QTestState *qts, int64_t n)
     }
 }
 
+/* Wait until a checkpoint was started by @trigger */
+static QDict *wait_triggered(QTestState *qts, const char *trigger)
+{
+    gint64 deadline = g_get_monotonic_time() + TIMEOUT_S * G_USEC_PER_SEC;
+
+    for (;;) {
+        QDict *info = info_checkpoint(qts);
+
+        if (qdict_get_uint(qdict_get_qdict(info, "triggers"), trigger)) {
+            return info;
+        }
+        qobject_unref(info);
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(10000);
+    }
+}
+
 static void assert_stats_sane(QDict *s, int64_t count)
 {
     uint64_t min = qdict_get_uint(s, "min");
@@ -181,6 +198,7 @@ static void assert_consistent(QDict *info, const char *role)
                                primary_phases : secondary_phases;
     int64_t n = qdict_get_int(info, "tot_num");
     QDict *total = qdict_get_qdict(info, "total");
+    QDict *triggers;
     uint64_t sum_of_means = 0;
     const QListEntry *e;
     uint64_t seq = 0, nrecent = 0;
@@ -227,12 +245,20 @@ static void assert_consistent(QDict *info, const char *role)
         }
         g_assert_cmpuint(phase_sum, ==, qdict_get_uint(r, "total"));
         g_assert_cmpuint(qdict_get_uint(r, "pause"), <=, phase_sum);
-        g_assert_cmpstr(qdict_get_str(r, "trigger"), ==,
-                        g_str_equal(role, "primary") ? "timer" : "none");
+        if (g_str_equal(role, "primary")) {
+            g_assert_cmpstr(qdict_get_str(r, "trigger"), !=, "none");
+        } else {
+            g_assert_cmpstr(qdict_get_str(r, "trigger"), ==, "none");
+        }
         nrecent++;
     }
     g_assert_cmpuint(nrecent, ==, MIN(n, 64));
     g_assert_cmpuint(seq, ==, n);
+    triggers = qdict_get_qdict(info, "triggers");
+    g_assert_cmpuint(qdict_get_uint(triggers, "timer") +
+                     qdict_get_uint(triggers, "compare") +
+                     qdict_get_uint(triggers, "request"), ==,
+                     g_str_equal(role, "primary") ? n : 0);
 }
 
 static void assert_zero(QDict *info, const char *role)
@@ -347,6 +373,15 @@ static void test_reset_restarts_counting(const void *opaque)
 
     info = wait_counted(c.primary->qts, 3);
     assert_checkpoints_measured(info, "primary", 3);
+    qobject_unref(info);
+
+    /* setting x-checkpoint-delay asks for a checkpoint at once */
+    qtest_qmp_assert_success(c.primary->qts,
+                             "{ 'execute': 'migrate-set-parameters',"
+                             " 'arguments': { 'x-checkpoint-delay': %d } }",
+                             CHECKPOINT_DELAY_MS);
+    info = wait_triggered(c.primary->qts, "request");
+    assert_consistent(info, "primary");
     qobject_unref(info);
     colo_stop_pair(&c);
 }

@@ -417,11 +417,33 @@ static void wait_for_status(QTestState *qts, const char *status)
     }
 }
 
+/*
+ * @rsp, the answer to a second calc-dirty-rate, refuses it because a
+ * measurement is running; the running one, a 1000 ms page-sampling
+ * measurement, then completes with its own parameters.
+ */
+static void assert_first_calc_wins(QTestState *qts, QDict *rsp)
+{
+    QDict *info;
+
+    g_assert_true(qdict_haskey(rsp, "error"));
+    g_assert_nonnull(strstr(qdict_get_str(qdict_get_qdict(rsp, "error"),
+                                          "desc"),
+                            "already being measured"));
+    qobject_unref(rsp);
+
+    info = dirtyrate_wait(qts);
+    g_assert_cmpstr(qdict_get_str(info, "status"), ==, "measured");
+    g_assert_cmpstr(qdict_get_str(info, "mode"), ==, "page-sampling");
+    g_assert_cmpint(qdict_get_int(info, "calc-time"), >=, 1000);
+    qobject_unref(info);
+}
+
 static void test_second_calc_refused(const void *opaque)
 {
     const AccelCase *ac = opaque;
     DirtyGuest *dg = start_guest(ac, 0);
-    QDict *rsp, *info;
+    QDict *rsp;
 
     if (!dg) {
         return;
@@ -432,18 +454,7 @@ static void test_second_calc_refused(const void *opaque)
                     "'arguments': { 'calc-time': 100, "
                     "'calc-time-unit': 'millisecond', "
                     "'mode': 'dirty-bitmap' } }");
-    g_assert_true(qdict_haskey(rsp, "error"));
-    g_assert_nonnull(strstr(qdict_get_str(qdict_get_qdict(rsp, "error"),
-                                          "desc"),
-                            "already being measured"));
-    qobject_unref(rsp);
-
-    /* The running measurement finishes with its own parameters */
-    info = dirtyrate_wait(dg->qts);
-    g_assert_cmpstr(qdict_get_str(info, "status"), ==, "measured");
-    g_assert_cmpstr(qdict_get_str(info, "mode"), ==, "page-sampling");
-    g_assert_cmpint(qdict_get_int(info, "calc-time"), >=, 1000);
-    qobject_unref(info);
+    assert_first_calc_wins(dg->qts, rsp);
     dirty_guest_quit(dg);
 }
 
@@ -456,7 +467,7 @@ static void test_back_to_back_calc_refused(const void *opaque)
 {
     const AccelCase *ac = opaque;
     DirtyGuest *dg = start_guest(ac, 0);
-    QDict *first, *second, *info;
+    QDict *first;
 
     if (!dg) {
         return;
@@ -467,19 +478,9 @@ static void test_back_to_back_calc_refused(const void *opaque)
                    "{ 'calc-time': 100, 'calc-time-unit': 'millisecond', "
                    "'mode': 'dirty-bitmap' } }");
     first = qtest_qmp_receive(dg->qts);
-    second = qtest_qmp_receive(dg->qts);
     g_assert_true(qdict_haskey(first, "return"));
-    g_assert_true(qdict_haskey(second, "error"));
-    g_assert_nonnull(strstr(qdict_get_str(qdict_get_qdict(second, "error"),
-                                          "desc"),
-                            "already being measured"));
     qobject_unref(first);
-    qobject_unref(second);
-
-    info = dirtyrate_wait(dg->qts);
-    g_assert_cmpstr(qdict_get_str(info, "mode"), ==, "page-sampling");
-    g_assert_cmpint(qdict_get_int(info, "calc-time"), >=, 1000);
-    qobject_unref(info);
+    assert_first_calc_wins(dg->qts, qtest_qmp_receive(dg->qts));
     dirty_guest_quit(dg);
 }
 
