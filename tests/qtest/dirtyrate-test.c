@@ -65,10 +65,13 @@ static QDict *measure_rewriting_guest(DirtyGuest *dg, const char *mode,
     DirtyGuestStats before, after;
     QDict *info;
     int64_t window;
+    gint64 t0, t1;
 
     dirty_guest_read(dg, &before);
+    t0 = g_get_monotonic_time();
     dirtyrate_calc(dg->qts, mode, ms, sample_pages);
     info = dirtyrate_wait(dg->qts);
+    t1 = g_get_monotonic_time();
     dirty_guest_read(dg, &after);
 
     g_assert_cmpstr(qdict_get_str(info, "status"), ==, "measured");
@@ -81,8 +84,8 @@ static QDict *measure_rewriting_guest(DirtyGuest *dg, const char *mode,
      * window must cover the region at least twice per window, or some
      * pages may not have been written inside it.
      */
-    g_assert_cmpfloat((double)(after.writes - before.writes) * window /
-                      (window + 1000.0), >=, 2.0 * dg->opts.region_pages);
+    g_assert_cmpfloat((double)(after.writes - before.writes) * window *
+                      1000 / (t1 - t0), >=, 2.0 * dg->opts.region_pages);
 
     *truth = dirtyrate_mib_per_s(dirty_guest_region_bytes(dg), window);
     g_test_message("%s: measured %" PRId64 " MiB/s, truth %.1f MiB/s "
@@ -126,6 +129,95 @@ static void test_sampling_matches_guest(const void *opaque)
     tol = sampling_tolerance(dg, truth, MAX_SAMPLE_PAGES);
     g_assert_cmpfloat(fabs(qdict_get_int(info, "dirty-rate") - truth), <=,
                       tol);
+    qobject_unref(info);
+    dirty_guest_quit(dg);
+}
+
+/*
+ * Many short page-sampling measurements: the reported 95 % interval must
+ * cover the truth in most of them.  Runs are independent draws, so at 95 %
+ * coverage 51 or more of 60 fail to happen about once in 2000 runs.
+ */
+#define COVERAGE_RUNS       60
+#define COVERAGE_MIN_HITS   51
+
+static void test_sampling_interval_covers_truth(const void *opaque)
+{
+    const AccelCase *ac = opaque;
+    DirtyGuest *dg = start_guest(ac, 0);
+    int i, hits = 0;
+
+    if (!dg) {
+        return;
+    }
+    for (i = 0; i < COVERAGE_RUNS; i++) {
+        double truth;
+        QDict *info = measure_rewriting_guest(dg, NULL, 100, 512, &truth);
+        int64_t low = qdict_get_int(info, "dirty-rate-low");
+        int64_t high = qdict_get_int(info, "dirty-rate-high");
+        int64_t rate = qdict_get_int(info, "dirty-rate");
+
+        /* 512 pages per GiB of the 256 MiB that get samples */
+        g_assert_cmpuint(qdict_get_uint(info, "sampled-pages"), ==, 128);
+        g_assert_cmpuint(qdict_get_uint(info, "dirty-samples"), <=, 128);
+        g_assert_cmpint(low, <=, rate);
+        g_assert_cmpint(rate, <=, high);
+        if (low <= truth && truth <= high) {
+            hits++;
+        }
+        qobject_unref(info);
+    }
+    g_test_message("interval covered the truth in %d of %d measurements",
+                   hits, COVERAGE_RUNS);
+    g_assert_cmpint(hits, >=, COVERAGE_MIN_HITS);
+    dirty_guest_quit(dg);
+}
+
+/*
+ * What libvirt sends (calc-time in seconds, no mode) and reads: the
+ * members it knows keep their names and types; page sampling adds only the
+ * documented new ones.
+ */
+static void test_old_style_call_members(const void *opaque)
+{
+    const AccelCase *ac = opaque;
+    DirtyGuest *dg = start_guest(ac, 0);
+    static const char *const members[] = {
+        "status", "start-time", "calc-time", "calc-time-unit",
+        "sample-pages", "mode", "dirty-rate",
+        "sampled-pages", "dirty-samples", "dirty-rate-low", "dirty-rate-high",
+    };
+    const QDictEntry *e;
+    QDict *info;
+    int i;
+
+    if (!dg) {
+        return;
+    }
+    qtest_qmp_assert_success(dg->qts, "{ 'execute': 'calc-dirty-rate', "
+                             "'arguments': { 'calc-time': 1 } }");
+    info = dirtyrate_wait(dg->qts);
+    qobject_unref(info);
+    info = qtest_qmp_assert_success_ref(dg->qts,
+                                        "{ 'execute': 'query-dirty-rate' }");
+    for (e = qdict_first(info); e; e = qdict_next(info, e)) {
+        for (i = 0; i < ARRAY_SIZE(members); i++) {
+            if (g_str_equal(qdict_entry_key(e), members[i])) {
+                break;
+            }
+        }
+        if (i == ARRAY_SIZE(members)) {
+            g_error("unexpected member %s", qdict_entry_key(e));
+        }
+    }
+    g_assert_cmpint(qdict_size(info), ==, ARRAY_SIZE(members));
+    g_assert_cmpstr(qdict_get_str(info, "status"), ==, "measured");
+    g_assert_cmpstr(qdict_get_str(info, "mode"), ==, "page-sampling");
+    g_assert_cmpstr(qdict_get_str(info, "calc-time-unit"), ==, "second");
+    g_assert_cmpint(qdict_get_int(info, "calc-time"), ==, 1);
+    g_assert_cmpint(qdict_get_int(info, "sample-pages"), ==, 512);
+    g_assert_cmpint(qdict_get_int(info, "start-time"), >, 0);
+    g_assert_cmpint(qdict_get_int(info, "dirty-rate"), >, 0);
     qobject_unref(info);
     dirty_guest_quit(dg);
 }
@@ -640,6 +732,10 @@ int main(int argc, char **argv)
     add_test("hmp/calc-and-info-show-the-result", &accel_kvm_ring,
              test_hmp);
 
+    add_test("page-sampling/interval-covers-the-truth-in-most-runs",
+             &accel_tcg, test_sampling_interval_covers_truth);
+    add_test("page-sampling/old-style-call-keeps-its-members", &accel_tcg,
+             test_old_style_call_members);
     add_test("validation/query-before-any-calc-is-unstarted", &accel_tcg,
              test_query_before_calc);
     add_test("validation/bad-input-is-refused-and-keeps-the-result",
