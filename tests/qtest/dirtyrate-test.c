@@ -576,6 +576,75 @@ static void test_back_to_back_calc_refused(const void *opaque)
     dirty_guest_quit(dg);
 }
 
+/* A measurement announces its end with DIRTY_RATE_COMPLETED */
+static void test_completion_event(const void *opaque)
+{
+    const AccelCase *ac = opaque;
+    DirtyGuest *dg = start_guest(ac, 0);
+    QDict *ev, *data, *info;
+
+    if (!dg) {
+        return;
+    }
+    dirtyrate_calc(dg->qts, "dirty-bitmap", 200, 0);
+    ev = qtest_qmp_eventwait_ref(dg->qts, "DIRTY_RATE_COMPLETED");
+    data = qdict_get_qdict(ev, "data");
+    info = dirtyrate_query(dg->qts);
+    g_assert_cmpstr(qdict_get_str(info, "status"), ==, "measured");
+    g_assert_cmpstr(qdict_get_str(data, "status"), ==, "measured");
+    g_assert_cmpstr(qdict_get_str(data, "mode"), ==, "dirty-bitmap");
+    g_assert_cmpint(qdict_get_int(data, "calc-time"), ==,
+                    qdict_get_int(info, "calc-time"));
+    g_assert_cmpint(qdict_get_int(data, "calc-time"), >=, 200);
+    g_assert_cmpint(qdict_get_int(data, "dirty-rate"), ==,
+                    qdict_get_int(info, "dirty-rate"));
+    g_assert_cmpint(qdict_get_int(data, "dirty-rate"), >, 0);
+    qobject_unref(info);
+    qobject_unref(ev);
+    dirty_guest_quit(dg);
+}
+
+/* cancel-dirty-rate ends a 60 s window at once, and nothing else */
+static void test_cancel(const void *opaque)
+{
+    const AccelCase *ac = opaque;
+    DirtyGuest *dg = start_guest(ac, 0);
+    QDict *rsp, *ev, *info;
+    gint64 t0;
+
+    if (!dg) {
+        return;
+    }
+    rsp = qtest_qmp(dg->qts, "{ 'execute': 'cancel-dirty-rate' }");
+    g_assert_nonnull(strstr(qdict_get_str(qdict_get_qdict(rsp, "error"),
+                                          "desc"),
+                            "no dirty rate measurement is running"));
+    qobject_unref(rsp);
+
+    t0 = g_get_monotonic_time();
+    dirtyrate_calc(dg->qts, "dirty-bitmap", 60000, 0);
+    qtest_qmp_assert_success(dg->qts, "{ 'execute': 'cancel-dirty-rate' }");
+    ev = qtest_qmp_eventwait_ref(dg->qts, "DIRTY_RATE_COMPLETED");
+    g_assert_cmpint(g_get_monotonic_time() - t0, <, 30 * G_USEC_PER_SEC);
+    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(ev, "data"), "status"), ==,
+                    "cancelled");
+    g_assert_false(qdict_haskey(qdict_get_qdict(ev, "data"), "dirty-rate"));
+    qobject_unref(ev);
+
+    info = dirtyrate_query(dg->qts);
+    g_assert_cmpstr(qdict_get_str(info, "status"), ==, "cancelled");
+    g_assert_false(qdict_haskey(info, "dirty-rate"));
+    qobject_unref(info);
+
+    /* the next measurement is not cut short by the old cancel */
+    dirtyrate_calc(dg->qts, "dirty-bitmap", 300, 0);
+    info = dirtyrate_wait(dg->qts);
+    g_assert_cmpstr(qdict_get_str(info, "status"), ==, "measured");
+    g_assert_cmpint(qdict_get_int(info, "calc-time"), >=, 300);
+    qobject_unref(info);
+    dirty_guest_quit(dg);
+}
+
 static void test_ring_refuses_bitmap(const void *opaque)
 {
     const AccelCase *ac = opaque;
@@ -736,6 +805,10 @@ int main(int argc, char **argv)
              &accel_tcg, test_sampling_interval_covers_truth);
     add_test("page-sampling/old-style-call-keeps-its-members", &accel_tcg,
              test_old_style_call_members);
+    add_test("events/completion-event-carries-the-result", &accel_tcg,
+             test_completion_event);
+    add_test("cancel/ends-a-long-measurement-at-once", &accel_tcg,
+             test_cancel);
     add_test("validation/query-before-any-calc-is-unstarted", &accel_tcg,
              test_query_before_calc);
     add_test("validation/bad-input-is-refused-and-keeps-the-result",
