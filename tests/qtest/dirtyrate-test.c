@@ -54,13 +54,14 @@ static DirtyGuest *start_guest(const AccelCase *ac, uint32_t region_pages)
 }
 
 /*
- * Measure with @mode over @ms and check that the guest rewrote its whole
- * region more than once in the meantime, so that the truth is
- * region / window.  Returns the result; *truth gets the true MiB/s.
+ * Measure with @mode over @ms.  Returns the result; *truth gets the true
+ * MiB/s, region / window, and *valid whether that truth holds: whether the
+ * guest wrote fast enough to rewrite its whole region twice per window
+ * over the interval around it (a host hiccup can stall it).
  */
-static QDict *measure_rewriting_guest(DirtyGuest *dg, const char *mode,
-                                      int64_t ms, int64_t sample_pages,
-                                      double *truth)
+static QDict *try_measure_rewriting_guest(DirtyGuest *dg, const char *mode,
+                                          int64_t ms, int64_t sample_pages,
+                                          double *truth, bool *valid)
 {
     DirtyGuestStats before, after;
     QDict *info;
@@ -79,13 +80,8 @@ static QDict *measure_rewriting_guest(DirtyGuest *dg, const char *mode,
                     mode ? mode : "page-sampling");
     window = qdict_get_int(info, "calc-time");
     g_assert_cmpint(window, >=, ms);
-    /*
-     * The guest's write rate over the (longer) interval around the
-     * window must cover the region at least twice per window, or some
-     * pages may not have been written inside it.
-     */
-    g_assert_cmpfloat((double)(after.writes - before.writes) * window *
-                      1000 / (t1 - t0), >=, 2.0 * dg->opts.region_pages);
+    *valid = (double)(after.writes - before.writes) * window * 1000 /
+             (t1 - t0) >= 2.0 * dg->opts.region_pages;
 
     *truth = dirtyrate_mib_per_s(dirty_guest_region_bytes(dg), window);
     g_test_message("%s: measured %" PRId64 " MiB/s, truth %.1f MiB/s "
@@ -93,6 +89,19 @@ static QDict *measure_rewriting_guest(DirtyGuest *dg, const char *mode,
                    mode ? mode : "page-sampling",
                    qdict_get_int(info, "dirty-rate"), *truth,
                    after.writes - before.writes, window);
+    return info;
+}
+
+/* The same, asserting that the truth holds */
+static QDict *measure_rewriting_guest(DirtyGuest *dg, const char *mode,
+                                      int64_t ms, int64_t sample_pages,
+                                      double *truth)
+{
+    bool valid;
+    QDict *info = try_measure_rewriting_guest(dg, mode, ms, sample_pages,
+                                              truth, &valid);
+
+    g_assert_true(valid);
     return info;
 }
 
@@ -136,23 +145,28 @@ static void test_sampling_matches_guest(const void *opaque)
 /*
  * Many short page-sampling measurements: the reported 95 % interval must
  * cover the truth in most of them.  Runs are independent draws, so at 95 %
- * coverage 51 or more of 60 fail to happen about once in 2000 runs.
+ * coverage 51 or more of 60 fail to happen about once in 2000 runs.  A run
+ * in which the guest was stalled (its truth is unknown) is repeated, up to
+ * COVERAGE_MAX_TRIES runs in all.
  */
 #define COVERAGE_RUNS       60
 #define COVERAGE_MIN_HITS   51
+#define COVERAGE_MAX_TRIES  90
 
 static void test_sampling_interval_covers_truth(const void *opaque)
 {
     const AccelCase *ac = opaque;
     DirtyGuest *dg = start_guest(ac, 0);
-    int i, hits = 0;
+    int runs = 0, tries = 0, hits = 0;
 
     if (!dg) {
         return;
     }
-    for (i = 0; i < COVERAGE_RUNS; i++) {
+    while (runs < COVERAGE_RUNS) {
         double truth;
-        QDict *info = measure_rewriting_guest(dg, NULL, 100, 512, &truth);
+        bool valid;
+        QDict *info = try_measure_rewriting_guest(dg, NULL, 100, 512,
+                                                  &truth, &valid);
         int64_t low = qdict_get_int(info, "dirty-rate-low");
         int64_t high = qdict_get_int(info, "dirty-rate-high");
         int64_t rate = qdict_get_int(info, "dirty-rate");
@@ -162,13 +176,19 @@ static void test_sampling_interval_covers_truth(const void *opaque)
         g_assert_cmpuint(qdict_get_uint(info, "dirty-samples"), <=, 128);
         g_assert_cmpint(low, <=, rate);
         g_assert_cmpint(rate, <=, high);
+        qobject_unref(info);
+        g_assert_cmpint(++tries, <=, COVERAGE_MAX_TRIES);
+        if (!valid) {
+            continue;
+        }
+        runs++;
         if (low <= truth && truth <= high) {
             hits++;
         }
-        qobject_unref(info);
     }
-    g_test_message("interval covered the truth in %d of %d measurements",
-                   hits, COVERAGE_RUNS);
+    g_test_message("interval covered the truth in %d of %d measurements "
+                   "(%d repeated: guest stalled)", hits, COVERAGE_RUNS,
+                   tries - runs);
     g_assert_cmpint(hits, >=, COVERAGE_MIN_HITS);
     dirty_guest_quit(dg);
 }
@@ -310,6 +330,24 @@ static double guest_write_rate(DirtyGuest *dg, int ms)
 }
 
 /*
+ * Whether the guest writes at @min page writes per second or more in one
+ * of three half-second windows: a frozen guest never does, while a guest
+ * the host merely stalled for a moment does in the next window.
+ */
+static bool guest_reaches_rate(DirtyGuest *dg, double min, double *seen)
+{
+    int i;
+
+    for (i = 0; i < 3; i++) {
+        *seen = guest_write_rate(dg, 500);
+        if (*seen >= min) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
  * A guest that dirties memory faster than the ring drains must keep
  * running through and after dirty-ring measurements (it used to freeze
  * for good when the host overflowed the ring), and a dirty limit must
@@ -337,10 +375,9 @@ static void test_ring_guest_keeps_running(const void *opaque)
         info = dirtyrate_wait(dg->qts);
         g_assert_cmpstr(qdict_get_str(info, "status"), ==, "measured");
         qobject_unref(info);
-        after = guest_write_rate(dg, 500);
+        g_assert_true(guest_reaches_rate(dg, before / 2, &after));
         g_test_message("guest: %.0f page writes/s after measurement %d",
                        after, i + 1);
-        g_assert_cmpfloat(after, >=, before / 2);
     }
 
     /* the limit takes effect within a few of its one-second periods */
@@ -357,7 +394,7 @@ static void test_ring_guest_keeps_running(const void *opaque)
     g_assert_cmpfloat(during, <, before / 2);
     qtest_qmp_assert_success(dg->qts,
                              "{ 'execute': 'cancel-vcpu-dirty-limit' }");
-    g_assert_cmpfloat(guest_write_rate(dg, 1000), >=, before / 2);
+    g_assert_true(guest_reaches_rate(dg, before / 2, &during));
     dirty_guest_quit(dg);
 }
 
