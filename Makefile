@@ -6,7 +6,6 @@
 #   make refresh  write edits made in the tree back into patches/ and overlay
 #   make series   git format-patch series in _work/series, verified
 #   make checkpatch  scripts/checkpatch.pl on every patch and overlay file
-#   make bench    measurements against the unpatched base (bench/)
 #
 # Everything generated lives below _work/ (WORK=... to move it).
 
@@ -16,7 +15,7 @@ export WORK
 QTESTS = dirtyrate-test colo-recorder-test
 
 .PHONY: all deps fetch tree build demo check refresh series checkpatch \
-	bench bench-quick clean distclean
+	clean distclean
 
 all: build
 	@scripts/demo.py
@@ -48,12 +47,6 @@ series: fetch
 
 checkpatch: tree
 	@scripts/checkpatch.sh
-
-bench: build
-	@bench/run.sh
-
-bench-quick: build
-	@bench/run.sh --quick
 
 clean:
 	rm -rf $(WORK)/qemu/build $(WORK)/stage $(WORK)/series
