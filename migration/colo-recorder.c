@@ -87,7 +87,6 @@ typedef struct CRPublic {
     COLOMode role;
     bool active;
     uint64_t init_ns;
-    uint64_t seq;               /* checkpoints committed since reset */
     CRStats phase[CR_MAX_PHASES];
     CRStats total;
     CRStats pause;
@@ -96,7 +95,8 @@ typedef struct CRPublic {
     uint64_t ram_bytes;
     uint64_t dirty_pages;
     uint64_t triggers[COLO_CHECKPOINT_TRIGGER__MAX];
-    CRRecord ring[CR_RING_SIZE];    /* newest at (seq - 1) % size */
+    /* the newest at (total.count - 1) % size: checkpoint total.count */
+    CRRecord ring[CR_RING_SIZE];
 } CRPublic;
 
 /* The phases one side goes through, and how they group */
@@ -384,9 +384,8 @@ static void commit(const CRRecord *r)
     pub.ram_bytes += r->ram_bytes;
     pub.dirty_pages += r->dirty_pages;
     pub.triggers[r->trigger]++;
-    pub.seq++;
-    pub.ring[(pub.seq - 1) % CR_RING_SIZE] = *r;
-    pub.ring[(pub.seq - 1) % CR_RING_SIZE].seq = pub.seq;
+    pub.ring[(pub.total.count - 1) % CR_RING_SIZE] = *r;
+    pub.ring[(pub.total.count - 1) % CR_RING_SIZE].seq = pub.total.count;
     pub_write_end();
 }
 
@@ -457,7 +456,7 @@ static int64_t mean_of_slots(const CRPublic *p, uint32_t slots)
     uint64_t sum = 0;
     int i;
 
-    if (!p->seq) {
+    if (!p->total.count) {
         return 0;
     }
     for (i = 0; i < CR_MAX_PHASES; i++) {
@@ -501,6 +500,7 @@ static ColoCheckpointInfo *checkpoint_info(const CRPublic *p, Error **errp)
     ColoCheckpointInfo *info = g_new0(ColoCheckpointInfo, 1);
     ColoCheckpointPhaseStatsList **ptail = &info->phases;
     ColoCheckpointRecordList **rtail = &info->recent;
+    uint64_t n = p->total.count;
     uint64_t seq;
     int i;
 
@@ -525,8 +525,8 @@ static ColoCheckpointInfo *checkpoint_info(const CRPublic *p, Error **errp)
             ps->stats = stats_to_qapi(&p->phase[i]);
             QAPI_LIST_APPEND(ptail, ps);
         }
-        for (seq = p->seq > CR_RING_SIZE ? p->seq - CR_RING_SIZE + 1 : 1;
-             seq <= p->seq; seq++) {
+        for (seq = n > CR_RING_SIZE ? n - CR_RING_SIZE + 1 : 1; seq <= n;
+             seq++) {
             QAPI_LIST_APPEND(rtail,
                 record_to_qapi(&p->ring[(seq - 1) % CR_RING_SIZE],
                                role->nphases));
@@ -567,7 +567,6 @@ void qmp_reset_checkpoint(Error **errp)
     memset(&pub.idle, 0, sizeof(pub.idle));
     pub.device_bytes = pub.ram_bytes = pub.dirty_pages = 0;
     memset(pub.triggers, 0, sizeof(pub.triggers));
-    pub.seq = 0;
     memset(pub.ring, 0, sizeof(pub.ring));
     pub_write_end();
 }
