@@ -4,14 +4,14 @@
  *
  * With KVM, each dirty log sync hands QEMU a bitmap of the pages dirtied
  * since the previous one, and physical_memory_set_dirty_lebitmap() adds
- * their number to total_dirty_pages, which dirty-bitmap mode reads.  TCG
+ * them to the measurement's own count (dirtyrate-pages.c).  TCG
  * has no such log: its store slow path sets bits in the
  * DIRTY_MEMORY_MIGRATION bitmap directly and nothing counts them, so the
  * mode always reported 0 MiB/s.  For such accelerators the bits of every
  * migratable RAMBlock are cleared when the window opens (which also
  * re-arms TCG's not-dirty TLB entries) and the pages found dirty when it
- * closes are counted: the unique pages dirtied in the window, the same
- * quantity KVM's log gives.
+ * closes are counted (and handed to the caller): the unique pages dirtied
+ * in the window, the same quantity KVM's log gives.
  *
  * A running migration owns the DIRTY_MEMORY_MIGRATION bits: clearing them
  * would lose pages it still has to send.  A measurement therefore refuses
@@ -62,7 +62,8 @@ bool dirtyrate_scan_prepare(Error **errp)
     return migrate_add_blocker_internal(&scan_blocker, errp) == 0;
 }
 
-static uint64_t scan_and_clear(void)
+/* Clear the bits; count the pages dirty, and hand each to @mark */
+static uint64_t scan_and_clear(void (*mark)(uint64_t addr))
 {
     size_t page_size = qemu_target_page_size();
     uint64_t dirty = 0;
@@ -81,6 +82,9 @@ static uint64_t scan_and_clear(void)
                                                        block->offset + ofs,
                                                        page_size)) {
                     dirty++;
+                    if (mark) {
+                        mark(block->offset + ofs);
+                    }
                 }
             }
         }
@@ -91,15 +95,15 @@ static uint64_t scan_and_clear(void)
 void dirtyrate_scan_begin(void)
 {
     assert(bql_locked());
-    scan_and_clear();
+    scan_and_clear(NULL);
 }
 
-uint64_t dirtyrate_scan_end(void)
+uint64_t dirtyrate_scan_end(void (*mark)(uint64_t addr))
 {
     uint64_t dirty;
 
     assert(bql_locked());
-    dirty = scan_and_clear();
+    dirty = scan_and_clear(mark);
     migrate_del_blocker(&scan_blocker);
     trace_dirtyrate_scan_end(dirty);
     return dirty;

@@ -22,9 +22,10 @@ bool dirtyrate_scan_prepare(Error **errp);
 void dirtyrate_scan_begin(void);
 
 /*
- * Count and clear the pages dirtied since dirtyrate_scan_begin() and
- * release the migration blocker.  BQL held, after the final log sync.
+ * Count and clear the pages dirtied since dirtyrate_scan_begin(), call
+ * @mark (unless NULL) with the ram_addr_t of each, and release the
+ * migration blocker.  BQL held, after the final log sync.
  */
-uint64_t dirtyrate_scan_end(void);
+uint64_t dirtyrate_scan_end(void (*mark)(uint64_t addr));
 
 #endif

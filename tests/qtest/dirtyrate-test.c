@@ -32,6 +32,8 @@ static const AccelCase accel_tcg = { "tcg", "tcg", 0 };
 static const AccelCase accel_kvm = { "kvm", "kvm", 0 };
 static const AccelCase accel_kvm_ring = { "kvm-dirty-ring", "kvm", 4096 };
 
+static char *hmp(QTestState *qts, const char *cmd);
+
 static DirtyGuest *start_guest(const AccelCase *ac, uint32_t region_pages)
 {
     DirtyGuestOpts opts = {
@@ -122,11 +124,17 @@ static double sampling_tolerance(DirtyGuest *dg, double truth,
     return 4.5 * sqrt(p * (1 - p) / samples) * ram_mib / window_s + 1;
 }
 
+/*
+ * At the maximum sample-pages, with a guest that dirties three quarters
+ * of its RAM, sampling error is about 1 % (one standard deviation): the
+ * estimate must be within 5 % of the truth and inside its own interval.
+ */
 static void test_sampling_matches_guest(const void *opaque)
 {
     const AccelCase *ac = opaque;
-    DirtyGuest *dg = start_guest(ac, 0);
+    DirtyGuest *dg = start_guest(ac, 192 * MiB / DIRTY_GUEST_PAGE_SIZE);
     double truth, tol;
+    int64_t rate;
     QDict *info;
 
     if (!dg) {
@@ -135,9 +143,12 @@ static void test_sampling_matches_guest(const void *opaque)
     info = measure_rewriting_guest(dg, NULL, 1000, MAX_SAMPLE_PAGES, &truth);
     g_assert_cmpint(qdict_get_int(info, "sample-pages"), ==,
                     MAX_SAMPLE_PAGES);
+    rate = qdict_get_int(info, "dirty-rate");
     tol = sampling_tolerance(dg, truth, MAX_SAMPLE_PAGES);
-    g_assert_cmpfloat(fabs(qdict_get_int(info, "dirty-rate") - truth), <=,
-                      tol);
+    g_assert_cmpfloat(fabs(rate - truth), <=, tol);
+    g_assert_cmpfloat(fabs(rate - truth), <=, truth * 0.05 + 1);
+    g_assert_cmpint(qdict_get_int(info, "dirty-rate-low"), <=, rate);
+    g_assert_cmpint(qdict_get_int(info, "dirty-rate-high"), >=, rate);
     qobject_unref(info);
     dirty_guest_quit(dg);
 }
@@ -284,22 +295,25 @@ static void test_bitmap_matches_guest(const void *opaque)
     dirty_guest_quit(dg);
 }
 
+/*
+ * The guest rewrites its region many times a second: the ring sees every
+ * rewrite of a harvested page again (event-rate, the sum of the vCPUs'
+ * rates), dirty-rate only the unique pages.
+ */
 static void test_ring_vcpu_rates_sum(const void *opaque)
 {
     const AccelCase *ac = opaque;
     DirtyGuest *dg = start_guest(ac, 0);
     const QListEntry *e;
-    int64_t sum = 0;
+    int64_t sum = 0, rate;
     int nvcpu = 0;
+    double truth;
     QDict *info;
 
     if (!dg) {
         return;
     }
-    dirtyrate_calc(dg->qts, "dirty-ring", 1000, 0);
-    info = dirtyrate_wait(dg->qts);
-    g_assert_cmpstr(qdict_get_str(info, "status"), ==, "measured");
-    g_assert_cmpstr(qdict_get_str(info, "mode"), ==, "dirty-ring");
+    info = measure_rewriting_guest(dg, "dirty-ring", 1000, 0, &truth);
     g_assert_true(qdict_haskey(info, "vcpu-dirty-rate"));
     QLIST_FOREACH_ENTRY(qdict_get_qlist(info, "vcpu-dirty-rate"), e) {
         QDict *vcpu = qobject_to(QDict, qlist_entry_obj(e));
@@ -309,8 +323,277 @@ static void test_ring_vcpu_rates_sum(const void *opaque)
         nvcpu++;
     }
     g_assert_cmpint(nvcpu, ==, 1);
-    g_assert_cmpint(sum, ==, qdict_get_int(info, "dirty-rate"));
-    g_assert_cmpint(sum, >, 0);
+    rate = qdict_get_int(info, "dirty-rate");
+    g_test_message("event-rate %" PRId64 " MiB/s, dirty-rate %" PRId64
+                   " MiB/s, %" PRIu64 " ring overflows", sum, rate,
+                   qdict_get_uint(info, "dirty-ring-overflows"));
+    g_assert_cmpint(sum, ==, qdict_get_int(info, "event-rate"));
+    /* each unique page pushed an entry; both are rounded */
+    g_assert_cmpint(sum + 1, >=, rate);
+    g_assert_cmpfloat(fabs(rate - truth), <=, truth * 0.05 + 0.5);
+    /* the region is rewritten many times: the events are many more */
+    g_assert_cmpint(sum, >, 2 * rate);
+    qobject_unref(info);
+    dirty_guest_quit(dg);
+}
+
+/*
+ * Accuracy of the counting modes: the guest rewrites a region of
+ * @region_mib over and over, so the truth is region / window whatever the
+ * window; several region sizes and windows give rates from 6 to 80 MiB/s.
+ * A measurement in which the host stalled the guest (its truth unknown)
+ * is repeated, up to three times.
+ */
+typedef struct AccuracyCase {
+    const AccelCase *ac;
+    const char *mode;
+    int64_t ms;
+    uint32_t region_mib;
+} AccuracyCase;
+
+static void assert_counted_pages(DirtyGuest *dg, QDict *info, double truth)
+{
+    uint64_t pages = qdict_get_uint(info, "dirty-pages");
+    uint64_t region = dg->opts.region_pages;
+    double rate = qdict_get_int(info, "dirty-rate");
+
+    /* the region, the guest's statistics page and little else */
+    g_assert_cmpuint(pages, >=, region * 95 / 100);
+    g_assert_cmpuint(pages, <=, region * 105 / 100);
+    g_assert_cmpfloat(fabs(rate - truth), <=, truth * 0.05 + 0.5);
+}
+
+static void test_counting_accuracy(const void *opaque)
+{
+    const AccuracyCase *c = opaque;
+    DirtyGuest *dg = start_guest(c->ac, c->region_mib * MiB /
+                                        DIRTY_GUEST_PAGE_SIZE);
+    double truth;
+    bool valid = false;
+    QDict *info = NULL;
+    int i;
+
+    if (!dg) {
+        return;
+    }
+    for (i = 0; i < 3 && !valid; i++) {
+        qobject_unref(info);
+        info = try_measure_rewriting_guest(dg, c->mode, c->ms, 0, &truth,
+                                           &valid);
+    }
+    g_assert_true(valid);
+    assert_counted_pages(dg, info, truth);
+    qobject_unref(info);
+    dirty_guest_quit(dg);
+}
+
+static int64_t migration_sync_count(QTestState *qts);
+
+/*
+ * A migration that never converges (the guest dirties far more than a
+ * 1 ms downtime allows) and syncs the dirty log several times a second.
+ * It starts slowly: until its first bandwidth estimate, 100 ms in, its
+ * threshold is 0 and a first pass that has ended completes it at once.
+ */
+static void start_endless_migration(QTestState *qts)
+{
+    QDict *rsp;
+
+    qtest_qmp_assert_success(qts, "{ 'execute': 'migrate-set-parameters',"
+                             " 'arguments': { 'downtime-limit': 1,"
+                             " 'max-bandwidth': 16777216 } }");
+    qtest_qmp_assert_success(qts, "{ 'execute': 'migrate', 'arguments': "
+                             "{ 'uri': 'exec:cat >/dev/null' } }");
+    for (;;) {
+        rsp = qtest_qmp_assert_success_ref(qts,
+                                           "{ 'execute': 'query-migrate' }");
+        if (qdict_haskey(rsp, "total-time") &&
+            qdict_get_int(rsp, "total-time") >= 300) {
+            qobject_unref(rsp);
+            break;
+        }
+        qobject_unref(rsp);
+        g_usleep(20 * 1000);
+    }
+    migration_sync_count(qts);
+    qtest_qmp_assert_success(qts, "{ 'execute': 'migrate-set-parameters',"
+                             " 'arguments': { 'max-bandwidth': 268435456 } }");
+}
+
+static int64_t migration_sync_count(QTestState *qts)
+{
+    QDict *rsp = qtest_qmp_assert_success_ref(qts,
+                                    "{ 'execute': 'query-migrate' }");
+    int64_t n = 0;
+
+    if (g_str_equal(qdict_get_str(rsp, "status"), "setup")) {
+        qobject_unref(rsp);
+        return 0;
+    }
+    if (!g_str_equal(qdict_get_str(rsp, "status"), "active")) {
+        g_autoptr(GString) json = qobject_to_json(QOBJECT(rsp));
+
+        g_error("migration not active: %s", json->str);
+    }
+    if (qdict_haskey(rsp, "ram")) {
+        n = qdict_get_int(qdict_get_qdict(rsp, "ram"), "dirty-sync-count");
+    }
+    qobject_unref(rsp);
+    return n;
+}
+
+static void stop_migration(QTestState *qts)
+{
+    QDict *rsp;
+
+    qtest_qmp_assert_success(qts, "{ 'execute': 'migrate_cancel' }");
+    for (;;) {
+        rsp = qtest_qmp_assert_success_ref(qts,
+                                           "{ 'execute': 'query-migrate' }");
+        if (g_str_equal(qdict_get_str(rsp, "status"), "cancelled")) {
+            qobject_unref(rsp);
+            return;
+        }
+        qobject_unref(rsp);
+        g_usleep(10 * 1000);
+    }
+}
+
+/*
+ * Measuring while a migration runs is supported in every mode but
+ * dirty-bitmap without KVM (see test_bitmap_excludes_migration).  The
+ * migration syncs the dirty log several times within the window; each sync
+ * reports the pages dirtied since the previous one, which upstream added
+ * up: a 64 MiB/s guest read several times that.
+ */
+static void test_measure_during_migration(const void *opaque)
+{
+    const AccuracyCase *c = opaque;
+    DirtyGuest *dg = start_guest(c->ac, c->region_mib * MiB /
+                                        DIRTY_GUEST_PAGE_SIZE);
+    int64_t syncs = 0;
+    bool valid = false;
+    QDict *info = NULL;
+    double truth;
+    int i;
+
+    if (!dg) {
+        return;
+    }
+    start_endless_migration(dg->qts);
+    while (migration_sync_count(dg->qts) < 2) {
+        g_usleep(10 * 1000);
+    }
+    for (i = 0; i < 3 && !valid; i++) {
+        int64_t before = migration_sync_count(dg->qts);
+
+        qobject_unref(info);
+        info = try_measure_rewriting_guest(dg, c->mode, c->ms,
+                                           c->mode ? 0 : MAX_SAMPLE_PAGES,
+                                           &truth, &valid);
+        syncs = migration_sync_count(dg->qts) - before;
+    }
+    g_test_message("%" PRId64 " migration syncs during the measurement",
+                   syncs);
+    g_assert_true(valid);
+    if (!c->mode) {
+        g_assert_cmpfloat(fabs(qdict_get_int(info, "dirty-rate") - truth),
+                          <=, sampling_tolerance(dg, truth,
+                                                 MAX_SAMPLE_PAGES));
+    } else if (g_str_equal(c->mode, "dirty-ring") &&
+               qdict_get_uint(info, "dirty-ring-overflows")) {
+        /* lost entries make the count a lower bound, not all memory */
+        g_assert_cmpfloat(qdict_get_int(info, "dirty-rate"), <=,
+                          truth * 1.05 + 0.5);
+    } else {
+        g_assert_cmpint(syncs, >=, 2);
+        assert_counted_pages(dg, info, truth);
+    }
+    qobject_unref(info);
+    stop_migration(dg->qts);
+    dirty_guest_quit(dg);
+}
+
+/*
+ * per-block: true lists every migratable RAMBlock; the guest's region is
+ * in pc.ram, which carries (nearly) all of the rate.
+ */
+static void test_per_block(const void *opaque)
+{
+    const AccuracyCase *c = opaque;
+    DirtyGuest *dg = start_guest(c->ac, 0);
+    g_autofree char *out = NULL;
+    uint64_t pages = 0, samples = 0;
+    const QListEntry *e;
+    bool ram = false;
+    QDict *info;
+
+    if (!dg) {
+        return;
+    }
+    if (c->mode) {
+        qtest_qmp_assert_success(dg->qts, "{ 'execute': 'calc-dirty-rate', "
+                                 "'arguments': { 'calc-time': 1, "
+                                 "'per-block': true, 'mode': %s } }",
+                                 c->mode);
+    } else {
+        qtest_qmp_assert_success(dg->qts, "{ 'execute': 'calc-dirty-rate', "
+                                 "'arguments': { 'calc-time': 1, "
+                                 "'per-block': true } }");
+    }
+    info = dirtyrate_wait(dg->qts);
+    g_assert_cmpstr(qdict_get_str(info, "status"), ==, "measured");
+    QLIST_FOREACH_ENTRY(qdict_get_qlist(info, "blocks"), e) {
+        QDict *b = qobject_to(QDict, qlist_entry_obj(e));
+        const char *id = qdict_get_str(b, "idstr");
+
+        g_assert_cmpuint(qdict_get_uint(b, "size"), >, 0);
+        if (c->mode) {
+            g_assert_false(qdict_haskey(b, "sampled-pages"));
+            pages += qdict_get_uint(b, "dirty-pages");
+        } else {
+            g_assert_false(qdict_haskey(b, "dirty-pages"));
+            g_assert_cmpuint(qdict_get_uint(b, "dirty-samples"), <=,
+                             qdict_get_uint(b, "sampled-pages"));
+            samples += qdict_get_uint(b, "sampled-pages");
+        }
+        if (g_str_equal(id, "pc.ram")) {
+            ram = true;
+            g_assert_cmpuint(qdict_get_uint(b, "size"), ==,
+                             dirty_guest_ram_bytes(dg));
+            g_assert_cmpint(qdict_get_int(b, "dirty-rate"), >=,
+                            qdict_get_int(info, "dirty-rate") * 9 / 10);
+        }
+    }
+    g_assert_true(ram);
+    if (c->mode) {
+        /* pages outside migratable blocks are not listed */
+        g_assert_cmpuint(pages, <=, qdict_get_uint(info, "dirty-pages"));
+        g_assert_cmpuint(pages, >=, dg->opts.region_pages);
+    } else {
+        g_assert_cmpuint(samples, ==, qdict_get_uint(info, "sampled-pages"));
+    }
+
+    out = hmp(dg->qts, "info dirty_rate");
+    g_test_message("%s", out);
+    g_assert_nonnull(strstr(out, "\npc.ram "));
+    qobject_unref(info);
+
+    /* without per-block, no list */
+    dirtyrate_calc(dg->qts, c->mode, 100, 0);
+    info = dirtyrate_wait(dg->qts);
+    g_assert_false(qdict_haskey(info, "blocks"));
+    qobject_unref(info);
+
+    /* HMP: calc_dirty_rate -p */
+    g_free(out);
+    out = hmp(dg->qts, c->mode ? (g_str_equal(c->mode, "dirty-ring") ?
+                                  "calc_dirty_rate -r -m -p 200" :
+                                  "calc_dirty_rate -b -m -p 200") :
+                                 "calc_dirty_rate -m -p 200");
+    g_assert_nonnull(strstr(out, "Starting dirty rate measurement"));
+    info = dirtyrate_wait(dg->qts);
+    g_assert_true(qdict_haskey(info, "blocks"));
     qobject_unref(info);
     dirty_guest_quit(dg);
 }
@@ -811,9 +1094,30 @@ static void add_test(const char *what, const AccelCase *ac,
     qtest_add_data_func(path, ac, fn);
 }
 
+static void add_case(const char *what, const AccuracyCase *c,
+                     void (*fn)(const void *))
+{
+    g_autofree char *path = g_strdup_printf("/dirtyrate/%s/%s", c->ac->name,
+                                            what);
+
+    qtest_add_data_func(path, c, fn);
+}
+
 int main(int argc, char **argv)
 {
     static const AccelCase *const plain[] = { &accel_tcg, &accel_kvm };
+    static const AccuracyCase counting[] = {
+        { &accel_tcg, "dirty-bitmap" },
+        { &accel_kvm, "dirty-bitmap" },
+        { &accel_kvm_ring, "dirty-ring" },
+    };
+    static const AccuracyCase all_modes[] = {
+        { &accel_tcg, NULL, 1000, 64 },
+        { &accel_tcg, "dirty-bitmap", 1000, 64 },
+        { &accel_kvm, NULL, 1000, 64 },
+        { &accel_kvm, "dirty-bitmap", 1000, 64 },
+        { &accel_kvm_ring, "dirty-ring", 1000, 64 },
+    };
     int i;
 
     g_test_init(&argc, &argv, NULL);
@@ -829,7 +1133,7 @@ int main(int argc, char **argv)
     }
     add_test("dirty-bitmap/excludes-a-running-migration", &accel_tcg,
              test_bitmap_excludes_migration);
-    add_test("dirty-ring/vcpu-rates-sum-to-the-total", &accel_kvm_ring,
+    add_test("dirty-ring/unique-pages-and-vcpu-event-rates", &accel_kvm_ring,
              test_ring_vcpu_rates_sum);
     add_test("dirty-ring/guest-keeps-running-through-measurements",
              &accel_kvm_ring, test_ring_guest_keeps_running);
@@ -837,6 +1141,39 @@ int main(int argc, char **argv)
              test_ring_refuses_bitmap);
     add_test("hmp/calc-and-info-show-the-result", &accel_kvm_ring,
              test_hmp);
+
+    for (i = 0; i < ARRAY_SIZE(counting); i++) {
+        static const struct {
+            int64_t ms;
+            uint32_t region_mib;
+        } rates[] = { { 100, 8 }, { 1000, 8 }, { 1000, 64 }, { 10000, 64 } };
+        int j;
+
+        for (j = 0; j < ARRAY_SIZE(rates); j++) {
+            AccuracyCase *c = g_new0(AccuracyCase, 1);
+            g_autofree char *what = NULL;
+
+            c->ac = counting[i].ac;
+            c->mode = counting[i].mode;
+            c->ms = rates[j].ms;
+            c->region_mib = rates[j].region_mib;
+            what = g_strdup_printf("%s/accuracy/%" PRIu32 "MiB-in-%" PRId64
+                                   "ms", c->mode, c->region_mib, c->ms);
+            add_case(what, c, test_counting_accuracy);
+        }
+    }
+    for (i = 0; i < ARRAY_SIZE(all_modes); i++) {
+        const AccuracyCase *c = &all_modes[i];
+        const char *mode = c->mode ? c->mode : "page-sampling";
+        g_autofree char *what = g_strdup_printf("%s/per-block", mode);
+
+        add_case(what, c, test_per_block);
+        g_free(what);
+        what = g_strdup_printf("%s/during-a-migration", mode);
+        if (c->ac != &accel_tcg || !c->mode) {
+            add_case(what, c, test_measure_during_migration);
+        }
+    }
 
     add_test("page-sampling/interval-covers-the-truth-in-most-runs",
              &accel_tcg, test_sampling_interval_covers_truth);

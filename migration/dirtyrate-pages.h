@@ -1,0 +1,33 @@
+/*
+ * Unique pages dirtied during a dirty-rate measurement, in total and per
+ * RAMBlock, whoever syncs the dirty log meanwhile.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef QEMU_MIGRATION_DIRTYRATE_PAGES_H
+#define QEMU_MIGRATION_DIRTYRATE_PAGES_H
+
+#include "qapi/qapi-types-migration.h"
+
+/*
+ * Open the window: from now on, pages that dirty log syncs report are
+ * counted once each.  Call with the BQL held, right after a log sync.
+ */
+void dirtyrate_pages_begin(void);
+
+/* MiB/s that @pages target pages dirtied in @ms make, rounded to nearest */
+int64_t dirtyrate_pages_to_rate(uint64_t pages, int64_t ms);
+
+/* Count the page at @addr (a ram_addr_t) as dirtied.  BQL held. */
+void dirtyrate_pages_mark(uint64_t addr);
+
+/*
+ * Close the window, after the final log sync, and return the number of
+ * unique target pages dirtied in it.  With @blocks, also return one entry
+ * per migratable RAMBlock, its rates computed over @ms milliseconds.
+ * BQL held.
+ */
+uint64_t dirtyrate_pages_end(int64_t ms, DirtyRateBlockList **blocks);
+
+#endif
