@@ -6,6 +6,8 @@
 #   make refresh  write edits made in the tree back into patches/ and overlay
 #   make series   git format-patch series in _work/series, verified
 #   make checkpatch  scripts/checkpatch.pl on every patch and overlay file
+#   make bench    unpatched vs patched measurements, report in bench/results
+#   make bench-quick  the same in under ~10 minutes
 #
 # Everything generated lives below _work/ (WORK=... to move it).
 
@@ -15,7 +17,7 @@ export WORK
 QTESTS = dirtyrate-test colo-recorder-test
 
 .PHONY: all deps fetch tree build demo check refresh series checkpatch \
-	clean distclean
+	base bench bench-quick clean distclean
 
 all: build
 	@scripts/demo.py
@@ -48,8 +50,23 @@ series: fetch
 checkpatch: tree
 	@scripts/checkpatch.sh
 
+# The unpatched base, built the same way, for make bench
+base: fetch
+	@scripts/build-base.sh
+
+BENCH = /usr/bin/python3 bench/run.py \
+	--base $(WORK)/base/build/qemu-system-x86_64 \
+	--patched $(WORK)/qemu/build/qemu-system-x86_64 \
+	--hook-bench $$(bench/build-hook-bench.sh $(WORK)/qemu/build)
+
+bench: build base
+	@$(BENCH) --command "make bench"
+
+bench-quick: build base
+	@$(BENCH) --quick --command "make bench-quick"
+
 clean:
-	rm -rf $(WORK)/qemu/build $(WORK)/stage $(WORK)/series
+	rm -rf $(WORK)/qemu/build $(WORK)/base/build $(WORK)/stage $(WORK)/series
 
 distclean:
 	rm -rf $(WORK)

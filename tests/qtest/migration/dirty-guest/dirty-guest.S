@@ -9,7 +9,8 @@
  *  - unpaced (pages-per-tick = 0): as fast as it can, page after page,
  *    wrapping at the end of the region;
  *  - paced (pages-per-tick = N): N new pages per tick of DG_TICK_HZ, then
- *    it waits for the next tick.
+ *    it waits for the next tick; with ticks-per-batch = T > 1, N pages
+ *    every T ticks (rates below one page per tick).
  *
  * Time comes from polling the ACPI PM timer (3.579545 MHz, 24 bits) that
  * SeaBIOS maps at DG_PM_TIMER_PORT.  The guest takes no interrupts: KVM's
@@ -97,6 +98,12 @@ main_loop:
 
 paced:
     mov eax, [DG_STATS + DG_ST_TICKS]
+    mov esi, [params + DG_P_TICKS_PER_BATCH]
+    cmp esi, 1
+    jbe 1f
+    xor edx, edx
+    div esi                         /* eax: batches since boot */
+1:
     cmp eax, ebx
     je main_loop
     mov ebx, eax
@@ -158,6 +165,7 @@ params:
     .long DG_DEFAULT_REGION_BASE    /* DG_P_REGION_BASE */
     .long DG_DEFAULT_REGION_PAGES   /* DG_P_REGION_PAGES */
     .long 0                         /* DG_P_PAGES_PER_TICK */
+    .long 0                         /* DG_P_TICKS_PER_BATCH */
 
     .org 510
     .byte 0x55, 0xaa

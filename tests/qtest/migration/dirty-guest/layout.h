@@ -16,6 +16,7 @@
 #define DG_P_REGION_BASE        0   /* guest-physical start of the region */
 #define DG_P_REGION_PAGES       4   /* pages in the region */
 #define DG_P_PAGES_PER_TICK     8   /* 0: unpaced, else pages per tick */
+#define DG_P_TICKS_PER_BATCH    12  /* 0 or 1: a batch every tick */
 
 #define DG_DEFAULT_REGION_BASE  0x100000
 #define DG_DEFAULT_REGION_PAGES 1024
