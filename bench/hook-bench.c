@@ -16,6 +16,7 @@
 #include "qapi/qapi-types-colo-recorder.h"
 #include "migration/migration-stats.h"
 #include "migration/colo-recorder.h"
+#include "migration/qemu-file.h"
 #include "monitor/monitor.h"
 #include "monitor/hmp.h"
 #include "qapi/qapi-commands-migration.h"
@@ -25,13 +26,11 @@ MigrationAtomicStats mig_stats;
 uint16_t _TRACE_COLO_RECORDER_CHECKPOINT_DSTATE;
 static uint64_t fake_stream;
 
-uint64_t qemu_file_transferred(QEMUFile *f);
 uint64_t qemu_file_transferred(QEMUFile *f)
 {
     return fake_stream += 4096;
 }
 
-uint64_t qemu_file_bytes_read(QEMUFile *f);
 uint64_t qemu_file_bytes_read(QEMUFile *f)
 {
     return fake_stream += 4096;
