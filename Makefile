@@ -57,7 +57,8 @@ base: fetch
 BENCH = /usr/bin/python3 bench/run.py \
 	--base $(WORK)/base/build/qemu-system-x86_64 \
 	--patched $(WORK)/qemu/build/qemu-system-x86_64 \
-	--hook-bench $$(bench/build-hook-bench.sh $(WORK)/qemu/build)
+	--hook-bench $$(bench/build-hook-bench.sh $(WORK)/qemu/build) \
+	$(if $(BENCH_ONLY),--only $(BENCH_ONLY))
 
 bench: build base
 	@$(BENCH) --command "make bench"

@@ -221,6 +221,23 @@ class Guest:
             fields = f.read().rsplit(')', 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
 
+    def cpu_seconds_outside_vcpus(self):
+        """CPU time of all threads but the vCPUs ("CPU n/KVM" with
+        debug-threads=on): the main loop, QMP, and a measurement's own
+        thread.  Threads that ended still count in the process total."""
+        vcpu = 0
+        task = '/proc/%d/task' % self.proc.pid
+        for tid in os.listdir(task):
+            try:
+                with open(os.path.join(task, tid, 'stat')) as f:
+                    head, rest = f.read().rsplit(')', 1)
+            except OSError:
+                continue
+            if head.split('(', 1)[1].startswith('CPU '):
+                fields = rest.split()
+                vcpu += int(fields[11]) + int(fields[12])
+        return self.cpu_seconds() - vcpu / os.sysconf('SC_CLK_TCK')
+
     def quit(self):
         try:
             self.qmp_f.write(json.dumps({'execute': 'quit'}) + '\n')

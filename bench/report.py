@@ -98,10 +98,14 @@ def cost_table(res, out):
     rows = res['cost']
     out.append('Guest progress = guest page writes per second during a 1 s '
                'measurement ÷ in the second before it (1.00 = no effect).  '
-               'Measurement CPU = QEMU CPU seconds per second during the '
-               'measurement minus before it.\n')
+               'Measurement CPU = CPU time of QEMU\'s threads other than '
+               'the vCPU (main loop, QMP, the measurement thread) during '
+               'the 1 s measurement minus in the second before it, in ms; '
+               'the work dirty logging adds to the vCPU shows in the '
+               'progress.  `/proc` counts CPU time in 10 ms ticks: values '
+               'within ±10 ms are below its resolution.\n')
     out.append('| accel | mode | guest RAM | sample-pages | progress base |'
-               ' progress patched | CPU base | CPU patched |')
+               ' progress patched | CPU ms base | CPU ms patched |')
     out.append('| --- | --- | --- | --- | --- | --- | --- | --- |')
     keys = []
     for r in rows:
@@ -110,12 +114,14 @@ def cost_table(res, out):
             keys.append(k)
     for k in keys:
         cells = []
-        for field in ('progress', 'cpu_s_per_s'):
+        for field in ('progress', 'cpu_ms'):
             for build in ('base', 'patched'):
                 r = [x for x in rows if (x['accel'], x['mode'], x['mem_mb'],
                                          x['sample_pages']) == k and
                      x['build'] == build]
-                cells.append(_f(r[0].get(field)) if r and field in r[0]
+                cells.append((_f(r[0][field]) if field == 'progress' else
+                              _f(r[0][field], '%.1f'))
+                             if r and field in r[0]
                              else (r[0].get('error', '–')[:40] if r else '–'))
         out.append('| %s | %s | %d MiB | %s | %s | %s | %s | %s |' %
                    (k[0], k[1], k[2], k[3] or '–', *cells))
@@ -177,6 +183,7 @@ def colo_section(res, out):
 
 
 def latency_table(res, out):
+    out.append('Both builds run at once and their calls alternate.\n')
     out.append('| build | command | calls | p50 (µs) | p99 (µs) |')
     out.append('| --- | --- | --- | --- | --- |')
     for r in res['latency']:
@@ -252,6 +259,12 @@ def write(res, outdir):
            '- machine: %s, %d CPUs, %.0f GiB RAM, %s, kernel %s, KVM: %s\n'
            % (m['cpu'], m['cpus'], m['mem_gib'], m['os'], m['kernel'],
               m['kvm'])]
+    for r in res.get('reruns', []):
+        out.append('- step(s) `%s` rerun on %s with `%s`%s' %
+                   (r['steps'], r['date'], r['command'],
+                    ' (quick)' if r['quick'] else ''))
+    if res.get('reruns'):
+        out.append('')
     if res['errors']:
         out.append('**Steps that failed:** ' + '; '.join(res['errors']) +
                    '\n')
@@ -267,7 +280,7 @@ def write(res, outdir):
                'looping measurement counts only if the guest rewrote the '
                'region at least twice in the window.\n')
     if 'accuracy.png' in made:
-        out.append('![measured vs truth](accuracy.png)\n')
+        out.append('![measured vs truth](accuracy.png)\n\nLog-log; a result of 0 MiB/s is drawn at 0.1.\n')
     accuracy_tables(res, out)
     out.append('## Dirty-rate cost\n')
     cost_table(res, out)

@@ -64,7 +64,7 @@ class Bench:
         if sample_pages:
             args['sample_pages'] = sample_pages
         w0, t0 = g.writes(), time.monotonic()
-        c0 = g.cpu_seconds()
+        c0 = g.cpu_seconds_outside_vcpus()
         g.qmp('calc-dirty-rate', **args)
         # The base sets 'measuring' from its thread, some time after the
         # command returned: polling at once could read the previous
@@ -80,7 +80,7 @@ class Bench:
                 raise TimeoutError('measurement never ended')
             time.sleep(poll)
         t1 = time.monotonic()
-        c1 = g.cpu_seconds()
+        c1 = g.cpu_seconds_outside_vcpus()
         w1 = g.writes()
         return info, w0, w1, t1 - t0, c1 - c0
 
@@ -207,17 +207,22 @@ class Bench:
         try:
             rates_out, rates_in, cpu_out, cpu_in = [], [], [], []
             for _ in range(2 if self.quick else 3):
-                w0, t0, c0 = g.writes(), time.monotonic(), g.cpu_seconds()
+                w0, t0 = g.writes(), time.monotonic()
+                c0 = g.cpu_seconds_outside_vcpus()
                 time.sleep(1)
-                w1, t1, c1 = g.writes(), time.monotonic(), g.cpu_seconds()
+                w1, t1 = g.writes(), time.monotonic()
+                c1 = g.cpu_seconds_outside_vcpus()
                 rates_out.append((w1 - w0) / (t1 - t0))
                 cpu_out.append((c1 - c0) / (t1 - t0))
                 info, w0, w1, el, cpu = self.measure(g, mode, 1000, sp,
                                                      poll=0.05)
                 rates_in.append((w1 - w0) / el)
                 cpu_in.append(cpu / el)
+                if w1 == w0:
+                    raise RuntimeError('the guest froze during the '
+                                       'measurement')
             row['progress'] = median(rates_in) / median(rates_out)
-            row['cpu_s_per_s'] = median(cpu_in) - median(cpu_out)
+            row['cpu_ms'] = (median(cpu_in) - median(cpu_out)) * 1000
             row['guest_pages_per_s'] = median(rates_out)
         except Exception as e:
             row['error'] = str(e)
@@ -226,8 +231,8 @@ class Bench:
         log('  cost %-7s %s %-13s %5d MiB%s: %s' %
             (build, accel, mode, mem,
              ' sample-pages %d' % sp if sp else '',
-             'progress %.3f, measurement CPU %.3f s/s' %
-             (row['progress'], row['cpu_s_per_s'])
+             'progress %.3f, measurement CPU %.1f ms' %
+             (row['progress'], row['cpu_ms'])
              if 'progress' in row else row.get('error')))
 
     def boot_stall(self):
@@ -340,24 +345,32 @@ class Bench:
         log('  hook: %s' % out.strip())
 
     def latency(self):
+        """Both builds run at once, their guests stopped (two busy vCPUs
+        would take both of the machine's CPUs); their calls alternate,
+        each going first every other time, so that a change in the
+        machine's load hits both alike."""
         calls = 300 if self.quick else 1000
-        for build in ('base', 'patched'):
-            g = self.boot(build, 'kvm', 0, 256, region_mb=64)
+        guests = {b: self.boot(b, 'kvm', 0, 256, region_mb=64)
+                  for b in ('base', 'patched')}
+        for g in guests.values():
             self.measure(g, 'dirty-bitmap', 100)
-            cmds = ['query-dirty-rate', 'query-status']
-            if build == 'patched':
-                cmds.append('info_checkpoint')
-            for cmd in cmds:
-                ts = []
-                for _ in range(calls):
+            g.qmp('stop')
+        for cmd in ('query-dirty-rate', 'query-status', 'info_checkpoint'):
+            builds = [b for b in guests
+                      if b == 'patched' or cmd != 'info_checkpoint']
+            ts = {b: [] for b in builds}
+            for i in range(calls):
+                for b in (builds if i % 2 else builds[::-1]):
                     t0 = time.perf_counter()
-                    g.qmp(cmd)
-                    ts.append((time.perf_counter() - t0) * 1e6)
-                row = {'build': build, 'command': cmd, 'calls': calls,
-                       'p50_us': pct(ts, 50), 'p99_us': pct(ts, 99)}
+                    guests[b].qmp(cmd)
+                    ts[b].append((time.perf_counter() - t0) * 1e6)
+            for b in builds:
+                row = {'build': b, 'command': cmd, 'calls': calls,
+                       'p50_us': pct(ts[b], 50), 'p99_us': pct(ts[b], 99)}
                 self.res['latency'].append(row)
                 log('  latency %-7s %-17s p50 %.0f us, p99 %.0f us' %
-                    (build, cmd, row['p50_us'], row['p99_us']))
+                    (b, cmd, row['p50_us'], row['p99_us']))
+        for g in guests.values():
             g.quit()
 
     def run(self):
@@ -417,6 +430,21 @@ def main():
     res['date'] = time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(start))
     res['duration_s'] = round(time.time() - start)
     os.makedirs(args.out, exist_ok=True)
+    old_path = os.path.join(args.out, 'results.json')
+    if args.only and os.path.exists(old_path):
+        # rerun of some steps: keep the other steps' results
+        with open(old_path) as f:
+            old = json.load(f)
+        for step in args.only.split(','):
+            old[step] = res[step]
+        # the data of an earlier rerun of the same steps is gone
+        old['reruns'] = [r for r in old.get('reruns', [])
+                         if r['steps'] != args.only]
+        old['reruns'].append(
+            {'steps': args.only, 'date': res['date'],
+             'command': args.command, 'quick': args.quick})
+        old['errors'] = old.get('errors', []) + res['errors']
+        res = old
     with open(os.path.join(args.out, 'results.json'), 'w') as f:
         json.dump(res, f, indent=1)
     import report

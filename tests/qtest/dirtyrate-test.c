@@ -296,6 +296,38 @@ static void test_bitmap_matches_guest(const void *opaque)
 }
 
 /*
+ * Measure in a counting mode, up to three times: again when the host
+ * stalled the guest (the truth is unknown), or when the host overflowed
+ * the dirty ring (a host bug that makes the count approximate, see
+ * dirty-ring-overflows) and the count is off.  A count that is off
+ * without an overflow fails at once.
+ */
+static QDict *measure_counting(DirtyGuest *dg, const char *mode, int64_t ms,
+                               double *truth)
+{
+    QDict *info = NULL;
+    bool valid = false;
+    int i;
+
+    for (i = 0; i < 3; i++) {
+        double rate;
+
+        qobject_unref(info);
+        info = try_measure_rewriting_guest(dg, mode, ms, 0, truth, &valid);
+        rate = qdict_get_int(info, "dirty-rate");
+        if (valid && (fabs(rate - *truth) <= *truth * 0.05 + 0.5 ||
+                      !qdict_haskey(info, "dirty-ring-overflows") ||
+                      !qdict_get_uint(info, "dirty-ring-overflows"))) {
+            break;
+        }
+        g_test_message("measuring again: %s", valid ? "the ring overflowed"
+                                                    : "the guest stalled");
+    }
+    g_assert_true(valid);
+    return info;
+}
+
+/*
  * The guest rewrites its region many times a second: the ring sees every
  * rewrite of a harvested page again (event-rate, the sum of the vCPUs'
  * rates), dirty-rate only the unique pages.
@@ -313,7 +345,7 @@ static void test_ring_vcpu_rates_sum(const void *opaque)
     if (!dg) {
         return;
     }
-    info = measure_rewriting_guest(dg, "dirty-ring", 1000, 0, &truth);
+    info = measure_counting(dg, "dirty-ring", 1000, &truth);
     g_assert_true(qdict_haskey(info, "vcpu-dirty-rate"));
     QLIST_FOREACH_ENTRY(qdict_get_qlist(info, "vcpu-dirty-rate"), e) {
         QDict *vcpu = qobject_to(QDict, qlist_entry_obj(e));
@@ -369,19 +401,12 @@ static void test_counting_accuracy(const void *opaque)
     DirtyGuest *dg = start_guest(c->ac, c->region_mib * MiB /
                                         DIRTY_GUEST_PAGE_SIZE);
     double truth;
-    bool valid = false;
-    QDict *info = NULL;
-    int i;
+    QDict *info;
 
     if (!dg) {
         return;
     }
-    for (i = 0; i < 3 && !valid; i++) {
-        qobject_unref(info);
-        info = try_measure_rewriting_guest(dg, c->mode, c->ms, 0, &truth,
-                                           &valid);
-    }
-    g_assert_true(valid);
+    info = measure_counting(dg, c->mode, c->ms, &truth);
     assert_counted_pages(dg, info, truth);
     qobject_unref(info);
     dirty_guest_quit(dg);
