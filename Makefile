@@ -7,7 +7,7 @@
 #   make series   git format-patch series in _work/series, verified
 #   make checkpatch  scripts/checkpatch.pl on every patch and overlay file
 #   make bench    unpatched vs patched measurements, report in bench/results
-#   make bench-quick  the same in under ~10 minutes
+#   make bench-quick  the same in under ~10 minutes, report in _work/bench-quick
 #
 # Everything generated lives below _work/ (WORK=... to move it).
 
@@ -64,7 +64,7 @@ bench: build base
 	@$(BENCH) --command "make bench"
 
 bench-quick: build base
-	@$(BENCH) --quick --command "make bench-quick"
+	@$(BENCH) --quick --command "make bench-quick" --out $(WORK)/bench-quick
 
 clean:
 	rm -rf $(WORK)/qemu/build $(WORK)/base/build $(WORK)/stage $(WORK)/series
