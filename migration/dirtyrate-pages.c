@@ -12,10 +12,10 @@
  * Here every page a sync reports (physical_memory_set_dirty_lebitmap()
  * calls dirtyrate_pages_record_lebitmap() while a measurement runs, for
  * the dirty bitmap and the dirty ring alike) sets a bit in a bitmap of
- * the whole ram_addr_t space, allocated when the window opens, and is
- * counted only if its bit was clear.  Scanning accelerators (TCG) mark
- * pages with dirtyrate_pages_mark().  Per-RAMBlock results are that
- * bitmap's population within each block.
+ * the whole ram_addr_t space, allocated when the window opens; the
+ * unique pages are the bits set when it closes.  Scanning accelerators
+ * (TCG) mark pages with dirtyrate_pages_mark().  Per-RAMBlock results are
+ * that bitmap's population within each block.
  *
  * Locking: all state is read and written with the BQL held; every dirty
  * log sync runs under it.  Nothing here runs on a vCPU's dirty path.
@@ -41,7 +41,6 @@
 /* One bit per target page of the ram_addr_t space; NULL outside a window */
 static unsigned long *window_bmap;
 static uint64_t window_pages;   /* bits in window_bmap */
-static uint64_t window_unique;  /* bits set in window_bmap */
 
 void dirtyrate_pages_begin(void)
 {
@@ -58,7 +57,6 @@ void dirtyrate_pages_begin(void)
     }
     window_pages = end >> qemu_target_page_bits();
     window_bmap = bitmap_new(window_pages);
-    window_unique = 0;
 }
 
 void dirtyrate_pages_mark(uint64_t addr)
@@ -66,9 +64,8 @@ void dirtyrate_pages_mark(uint64_t addr)
     uint64_t page = addr >> qemu_target_page_bits();
 
     assert(bql_locked());
-    if (window_bmap && page < window_pages &&
-        !test_and_set_bit(page, window_bmap)) {
-        window_unique++;
+    if (window_bmap && page < window_pages) {
+        set_bit(page, window_bmap);
     }
 }
 
@@ -95,10 +92,7 @@ void dirtyrate_pages_record_lebitmap(const unsigned long *bitmap,
         if (hpratio == 1 && !(first % BITS_PER_LONG) &&
             first + (i + 1) * BITS_PER_LONG <= window_pages) {
             /* the common case: one word of ours per word reported */
-            unsigned long *ours = &window_bmap[first / BITS_PER_LONG + i];
-
-            window_unique += ctpopl(bits & ~*ours);
-            *ours |= bits;
+            window_bmap[first / BITS_PER_LONG + i] |= bits;
             continue;
         }
         while (bits) {
@@ -107,11 +101,8 @@ void dirtyrate_pages_record_lebitmap(const unsigned long *bitmap,
             unsigned long k;
 
             bits &= bits - 1;
-            for (k = 0; k < hpratio; k++) {
-                if (page + k < window_pages &&
-                    !test_and_set_bit(page + k, window_bmap)) {
-                    window_unique++;
-                }
+            for (k = 0; k < hpratio && page + k < window_pages; k++) {
+                set_bit(page + k, window_bmap);
             }
         }
     }
@@ -128,11 +119,12 @@ int64_t dirtyrate_pages_to_rate(uint64_t pages, int64_t ms)
 uint64_t dirtyrate_pages_end(int64_t ms, DirtyRateBlockList **blocks)
 {
     DirtyRateBlockList **tail = blocks;
-    uint64_t unique = window_unique;
+    uint64_t unique;
     RAMBlock *block;
 
     assert(bql_locked());
     assert(window_bmap);
+    unique = bitmap_count_one(window_bmap, window_pages);
 
     if (blocks) {
         *blocks = NULL;
