@@ -38,29 +38,41 @@ def record(name, status, detail=""):
 
 
 def run_logged(name, cmd, timeout, env=None, cwd=None):
+    """Run @cmd; return (rc, stdout, stderr, log, seconds).
+
+    stdout and stderr are kept apart: a qtest's TAP stream is its stdout,
+    while QEMU's own messages reach its stderr, sometimes without a
+    newline, and must not be parsed as TAP.  The log has both.
+    """
     log = os.path.join(LOGDIR, re.sub(r"[^A-Za-z0-9_.-]+", "_", name) + ".log")
     start = time.monotonic()
+
+    def text(b):
+        b = b or b""
+        return b.decode(errors="replace") if isinstance(b, bytes) else b
+
     try:
         p = subprocess.run(cmd, cwd=cwd, env=env, timeout=timeout,
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           text=True, errors="replace")
-        out, rc = p.stdout, p.returncode
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           stdin=subprocess.DEVNULL)
+        out, err, rc = text(p.stdout), text(p.stderr), p.returncode
     except subprocess.TimeoutExpired as e:
-        out = (e.stdout or b"")
-        out = out.decode(errors="replace") if isinstance(out, bytes) else out
-        out += f"\ntimed out after {timeout} s\n"
+        out, err = text(e.stdout), text(e.stderr)
+        err += f"\ntimed out after {timeout} s\n"
         rc = None
     with open(log, "w") as f:
         f.write(out)
-    return rc, out, log, time.monotonic() - start
+        if err:
+            f.write("\n--- stderr ---\n" + err)
+    return rc, out, err, log, time.monotonic() - start
 
 
 def script_check(name, cmd, timeout=600):
-    rc, out, log, _ = run_logged(name, cmd, timeout)
+    rc, out, err, log, _ = run_logged(name, cmd, timeout)
     if rc == 0:
         record(name, "pass")
     else:
-        last = [l for l in out.strip().splitlines() if l.strip()][-1:]
+        last = [l for l in (out + err).strip().splitlines() if l.strip()][-1:]
         record(name, "fail", f"{last[0] if last else 'no output'}; log {log}")
 
 
@@ -81,8 +93,10 @@ def qtest_cases(binary):
 
 
 def run_qtest_case(binary, case):
-    rc, out, log, secs = run_logged(case, [binary, "--tap", "-k", "-p", case],
-                                    CASE_TIMEOUT, env=qtest_env(), cwd=BUILD)
+    rc, out, err, log, secs = run_logged(case,
+                                         [binary, "--tap", "-k", "-p", case],
+                                         CASE_TIMEOUT, env=qtest_env(),
+                                         cwd=BUILD)
     status, detail = None, ""
     for line in out.splitlines():
         m = re.match(r"^(not ok|ok) \d+ (\S+)(?: # (SKIP|TODO)\s*(.*))?$",
@@ -98,10 +112,10 @@ def run_qtest_case(binary, case):
     if rc is None:
         status, detail = "fail", f"timed out after {CASE_TIMEOUT} s"
     elif rc != 0 or status is None:
-        err = [l for l in out.splitlines()
+        why = [l for l in (out + "\n" + err).splitlines()
                if "ERROR" in l or "Bail out" in l or "assert" in l]
         status = "fail"
-        detail = (err[0] if err else f"exit status {rc}")[:200]
+        detail = (why[0] if why else f"exit status {rc}")[:200]
     if status == "fail":
         detail += f"; log {log}"
     elif status == "pass":
