@@ -4,12 +4,19 @@
  * The measurement thread sleeps through its window; here that sleep waits
  * on a semaphore that cancel-dirty-rate posts, so a 60 s window ends at
  * once.  The thread then finishes as usual (dirty logging is stopped and
- * a migration blocker released) and reports status "cancelled".
+ * a migration blocker released) and reports that it was cancelled.  A
+ * cancel that comes once the window is over changes nothing: the
+ * measurement completes with its result.
  *
- * @active and @cancelled are set by the monitor under the BQL and read by
- * the measurement thread with atomics; @cancel_sem wakes the thread.
- * Only the measurement thread has @in_measurement set, so the dirty limit,
- * which shares the waiting code, is never woken early.
+ * @window goes IDLE -> OPEN when a measurement starts (monitor, BQL),
+ * OPEN -> CANCELLED (monitor) or OPEN -> CLOSED (measurement thread, when
+ * a sleep of the window ends) with atomics, and back to IDLE when the
+ * thread finishes, with the BQL held while it also changes the status,
+ * so that the monitor never sees a running measurement it cannot
+ * cancel.  A window slept again (the vCPU set changed) reopens.
+ * @cancel_sem wakes the thread.  Only the measurement thread has
+ * @in_measurement set, so the dirty limit, which shares the waiting
+ * code, is never woken early.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -23,10 +30,16 @@
 #include "dirtyrate-cancel.h"
 #include "trace.h"
 
+enum {
+    WINDOW_IDLE,
+    WINDOW_OPEN,
+    WINDOW_CANCELLED,
+    WINDOW_CLOSED,
+};
+
 static QemuSemaphore cancel_sem;
 static bool cancel_sem_ready;
-static bool active;
-static bool cancelled;
+static int window = WINDOW_IDLE;
 static __thread bool in_measurement;
 
 void dirtyrate_cancel_arm(void)
@@ -36,12 +49,11 @@ void dirtyrate_cancel_arm(void)
         qemu_sem_init(&cancel_sem, 0);
         cancel_sem_ready = true;
     }
-    /* a cancel that came after the previous window ended */
+    /* a post that the previous measurement did not consume */
     while (qemu_sem_timedwait(&cancel_sem, 0) == 0) {
         continue;
     }
-    qatomic_set(&cancelled, false);
-    qatomic_set(&active, true);
+    qatomic_set(&window, WINDOW_OPEN);
 }
 
 void dirtyrate_cancel_thread_enter(void)
@@ -55,25 +67,29 @@ void dirtyrate_sleep_us(int64_t us)
         g_usleep(us);
         return;
     }
-    if (!qatomic_read(&cancelled)) {
+    qatomic_cmpxchg(&window, WINDOW_CLOSED, WINDOW_OPEN);
+    if (us > 0 && qatomic_read(&window) == WINDOW_OPEN) {
         qemu_sem_timedwait(&cancel_sem, DIV_ROUND_UP(us, 1000));
     }
+    qatomic_cmpxchg(&window, WINDOW_OPEN, WINDOW_CLOSED);
 }
 
 bool dirtyrate_cancel_finish(void)
 {
+    assert(bql_locked());
     in_measurement = false;
-    qatomic_set(&active, false);
-    return qatomic_read(&cancelled);
+    return qatomic_xchg(&window, WINDOW_IDLE) == WINDOW_CANCELLED;
 }
 
 void qmp_cancel_dirty_rate(Error **errp)
 {
-    if (!qatomic_read(&active)) {
+    int old = qatomic_cmpxchg(&window, WINDOW_OPEN, WINDOW_CANCELLED);
+
+    if (old == WINDOW_IDLE) {
         error_setg(errp, "no dirty rate measurement is running");
         return;
     }
-    if (!qatomic_xchg(&cancelled, true)) {
+    if (old == WINDOW_OPEN) {
         trace_dirtyrate_cancel();
         qemu_sem_post(&cancel_sem);
     }

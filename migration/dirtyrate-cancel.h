@@ -15,11 +15,15 @@ void dirtyrate_cancel_thread_enter(void);
 
 /*
  * Sleep @us microseconds, or less if this is the measurement thread and
- * the measurement is cancelled meanwhile.
+ * the measurement is cancelled meanwhile.  In the measurement thread,
+ * the end of the sleep closes the window: a cancel after it is ignored.
  */
 void dirtyrate_sleep_us(int64_t us);
 
-/* The measurement ends (its thread): returns whether it was cancelled. */
+/*
+ * The measurement ends (its thread, BQL held, together with the status
+ * change): returns whether it was cancelled.
+ */
 bool dirtyrate_cancel_finish(void);
 
 #endif

@@ -19,14 +19,15 @@ void dirtyrate_pages_begin(void);
 /* MiB/s that @pages target pages dirtied in @ms make, rounded to nearest */
 int64_t dirtyrate_pages_to_rate(uint64_t pages, int64_t ms);
 
-/* Count the page at @addr (a ram_addr_t) as dirtied.  BQL held. */
+/* Count the page at @addr (a ram_addr_t) as dirtied.  Any thread. */
 void dirtyrate_pages_mark(uint64_t addr);
 
 /*
  * Close the window, after the final log sync, and return the number of
  * unique target pages dirtied in it.  With @blocks, also return one entry
  * per migratable RAMBlock, its rates computed over @ms milliseconds.
- * BQL held.
+ * BQL held.  Only the blocks that were migratable when the window opened
+ * are measured, each up to the used length it had then.
  */
 uint64_t dirtyrate_pages_end(int64_t ms, DirtyRateBlockList **blocks);
 

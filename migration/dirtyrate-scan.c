@@ -13,10 +13,14 @@
  * closes are counted (and handed to the caller): the unique pages dirtied
  * in the window, the same quantity KVM's log gives.
  *
- * A running migration owns the DIRTY_MEMORY_MIGRATION bits: clearing them
- * would lose pages it still has to send.  A measurement therefore refuses
- * to start while a migration runs and holds a migration blocker until it
- * ends.
+ * Whoever else tracks dirty pages for migration owns the
+ * DIRTY_MEMORY_MIGRATION bits: clearing them would lose pages that an
+ * outgoing migration still has to send, or pages that a COLO secondary
+ * must restore from its cache at the next checkpoint (it would silently
+ * diverge from the primary).  A measurement therefore refuses to start
+ * while a migration runs in either direction or anybody tracks dirty
+ * pages for migration, and, until it ends, holds a migration blocker and
+ * makes migrate-incoming (which a COLO secondary needs) fail.
  *
  * Locking: every function runs with the BQL held, which also protects
  * scan_blocker.
@@ -35,6 +39,8 @@
 #include "system/ramblock.h"
 #include "migration/blocker.h"
 #include "migration/misc.h"
+#include "system/memory.h"
+#include "migration.h"
 #include "ram.h"
 #include "dirtyrate-scan.h"
 #include "trace.h"
@@ -46,15 +52,40 @@ bool dirtyrate_scan_needed(void)
     return !kvm_enabled();
 }
 
+static bool incoming_migration_active(void)
+{
+    switch (migration_incoming_get_current()->state) {
+    case MIGRATION_STATUS_NONE:
+    case MIGRATION_STATUS_COMPLETED:
+    case MIGRATION_STATUS_FAILED:
+        return false;
+    default:
+        return true;
+    }
+}
+
+bool dirtyrate_scan_allow_incoming(Error **errp)
+{
+    assert(bql_locked());
+    if (scan_blocker) {
+        error_setg(errp, "a dirty-bitmap dirty rate measurement is running "
+                   "and shares the migration dirty bitmap: wait for it to "
+                   "end");
+        return false;
+    }
+    return true;
+}
+
 bool dirtyrate_scan_prepare(Error **errp)
 {
     assert(bql_locked());
     assert(!scan_blocker);
 
-    if (migration_is_running()) {
+    if (migration_is_running() || incoming_migration_active() ||
+        (global_dirty_tracking & GLOBAL_DIRTY_MIGRATION)) {
         error_setg(errp, "dirty-bitmap mode cannot measure while a "
-                   "migration is running: without KVM it shares the "
-                   "migration dirty bitmap");
+                   "migration or COLO is running: without KVM it shares "
+                   "the migration dirty bitmap");
         return false;
     }
     error_setg(&scan_blocker, "a dirty-bitmap dirty rate measurement is "

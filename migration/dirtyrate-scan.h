@@ -13,10 +13,18 @@ bool dirtyrate_scan_needed(void);
 
 /*
  * Reserve the migration dirty bitmap for a measurement: fails, with
- * nothing changed, while a migration is running; blocks migration until
- * dirtyrate_scan_end().  Call with the BQL held.
+ * nothing changed, while a migration is running in either direction or
+ * dirty pages are tracked for migration (e.g. on a COLO secondary);
+ * blocks outgoing and incoming migration until dirtyrate_scan_end().
+ * Call with the BQL held.
  */
 bool dirtyrate_scan_prepare(Error **errp);
+
+/*
+ * Whether an incoming migration may start: not while a measurement holds
+ * the migration dirty bitmap.  BQL held.
+ */
+bool dirtyrate_scan_allow_incoming(Error **errp);
 
 /* Clear the bitmap of migratable RAM: the window starts.  BQL held. */
 void dirtyrate_scan_begin(void);

@@ -17,6 +17,7 @@
 #include "qobject/qdict.h"
 #include "qobject/qjson.h"
 #include "qobject/qlist.h"
+#include "qobject/qnull.h"
 #include "qapi/error.h"
 #include "migration/dirty-guest.h"
 
@@ -94,17 +95,62 @@ static QDict *try_measure_rewriting_guest(DirtyGuest *dg, const char *mode,
     return info;
 }
 
-/* The same, asserting that the truth holds */
+/*
+ * How often a measurement is repeated when the host demonstrably stalled
+ * the guest (the truth did not hold); never for any other reason.
+ */
+#define MEASURE_TRIES 5
+
+/* The same, repeated until the truth holds */
 static QDict *measure_rewriting_guest(DirtyGuest *dg, const char *mode,
                                       int64_t ms, int64_t sample_pages,
                                       double *truth)
 {
-    bool valid;
-    QDict *info = try_measure_rewriting_guest(dg, mode, ms, sample_pages,
-                                              truth, &valid);
+    QDict *info = NULL;
+    bool valid = false;
+    int i;
 
+    for (i = 0; i < MEASURE_TRIES && !valid; i++) {
+        qobject_unref(info);
+        info = try_measure_rewriting_guest(dg, mode, ms, sample_pages,
+                                           truth, &valid);
+        if (!valid) {
+            g_test_message("measuring again: the guest stalled");
+        }
+    }
     g_assert_true(valid);
     return info;
+}
+
+/*
+ * The truth of a measurement, region / window, holds only if the guest
+ * rewrites its whole region within the window.  Size the region from the
+ * speed the guest shows on this host now, so that it is rewritten three
+ * times per @ms window, up to @max pages.
+ */
+static void fit_region(DirtyGuest *dg, int64_t ms, uint32_t max)
+{
+    double speed = dirty_guest_write_rate(dg, 300);
+    uint32_t pages = MAX(MIN(max, speed * ms / 1000 / 3), 256);
+
+    g_test_message("guest writes %.0f pages/s: a region of %" PRIu32
+                   " pages for %" PRId64 " ms windows", speed, pages, ms);
+    dirty_guest_set_region_pages(dg, pages);
+}
+
+/*
+ * The window in which the guest rewrites its whole region three times at
+ * the speed it shows now: at least @min ms, at most the longest allowed.
+ */
+static int64_t fit_window(DirtyGuest *dg, int64_t min)
+{
+    double speed = dirty_guest_write_rate(dg, 300);
+    int64_t ms = 3000.0 * dg->opts.region_pages / MAX(speed, 1);
+
+    ms = MIN(MAX(ms, min), 60000);
+    g_test_message("guest writes %.0f pages/s: %" PRId64 " ms windows for "
+                   "%" PRIu32 " pages", speed, ms, dg->opts.region_pages);
+    return ms;
 }
 
 /*
@@ -140,7 +186,8 @@ static void test_sampling_matches_guest(const void *opaque)
     if (!dg) {
         return;
     }
-    info = measure_rewriting_guest(dg, NULL, 1000, MAX_SAMPLE_PAGES, &truth);
+    info = measure_rewriting_guest(dg, NULL, fit_window(dg, 1000),
+                                   MAX_SAMPLE_PAGES, &truth);
     g_assert_cmpint(qdict_get_int(info, "sample-pages"), ==,
                     MAX_SAMPLE_PAGES);
     rate = qdict_get_int(info, "dirty-rate");
@@ -389,6 +436,7 @@ static void test_bitmap_matches_guest(const void *opaque)
     if (!dg) {
         return;
     }
+    fit_region(dg, 1000, dg->opts.region_pages);
     info = measure_rewriting_guest(dg, "dirty-bitmap", 1000, 0, &truth);
     /* within 5 %, and one for the integer MiB/s */
     g_assert_cmpfloat(fabs(qdict_get_int(info, "dirty-rate") - truth), <=,
@@ -399,7 +447,7 @@ static void test_bitmap_matches_guest(const void *opaque)
 }
 
 /*
- * Measure in a counting mode, up to three times: again when the host
+ * Measure in a counting mode, up to MEASURE_TRIES times: again when the host
  * stalled the guest (the truth is unknown), or when the host overflowed
  * the dirty ring (a host bug that makes the count approximate, see
  * dirty-ring-overflows) and the count is off.  A count that is off
@@ -412,7 +460,7 @@ static QDict *measure_counting(DirtyGuest *dg, const char *mode, int64_t ms,
     bool valid = false;
     int i;
 
-    for (i = 0; i < 3; i++) {
+    for (i = 0; i < MEASURE_TRIES; i++) {
         double rate;
 
         qobject_unref(info);
@@ -475,9 +523,10 @@ static void test_ring_vcpu_rates_sum(const void *opaque)
 /*
  * Accuracy of the counting modes: the guest rewrites a region of
  * @region_mib over and over, so the truth is region / window whatever the
- * window; several region sizes and windows give rates from 6 to 80 MiB/s.
- * A measurement in which the host stalled the guest (its truth unknown)
- * is repeated, up to three times.
+ * window; several region sizes and windows give rates from 6 to 80 MiB/s
+ * where the guest is fast enough (a slower guest gets a smaller region,
+ * see fit_region()).  A measurement in which the host stalled the guest
+ * (its truth unknown) is repeated.
  */
 typedef struct AccuracyCase {
     const AccelCase *ac;
@@ -509,6 +558,7 @@ static void test_counting_accuracy(const void *opaque)
     if (!dg) {
         return;
     }
+    fit_region(dg, c->ms, dg->opts.region_pages);
     info = measure_counting(dg, c->mode, c->ms, &truth);
     assert_counted_pages(dg, info, truth);
     qobject_unref(info);
@@ -608,11 +658,12 @@ static void test_measure_during_migration(const void *opaque)
     if (!dg) {
         return;
     }
+    fit_region(dg, c->ms, dg->opts.region_pages);
     start_endless_migration(dg->qts);
     while (migration_sync_count(dg->qts) < 2) {
         g_usleep(10 * 1000);
     }
-    for (i = 0; i < 3 && !valid; i++) {
+    for (i = 0; i < MEASURE_TRIES && !valid; i++) {
         int64_t before = migration_sync_count(dg->qts);
 
         qobject_unref(info);
@@ -640,6 +691,111 @@ static void test_measure_during_migration(const void *opaque)
     qobject_unref(info);
     stop_migration(dg->qts);
     dirty_guest_quit(dg);
+}
+
+/* Poll query-migrate on @qts until the migration ends; its status */
+static char *wait_migration_end(QTestState *qts, char **error)
+{
+    gint64 deadline = g_get_monotonic_time() + 120 * G_USEC_PER_SEC;
+
+    for (;;) {
+        QDict *rsp = qtest_qmp_assert_success_ref(qts,
+                                        "{ 'execute': 'query-migrate' }");
+        const char *status = qdict_get_str(rsp, "status");
+
+        if (g_str_equal(status, "completed") ||
+            g_str_equal(status, "failed")) {
+            char *ret = g_strdup(status);
+
+            *error = qdict_haskey(rsp, "error-desc") ?
+                     g_strdup(qdict_get_str(rsp, "error-desc")) : NULL;
+            qobject_unref(rsp);
+            return ret;
+        }
+        qobject_unref(rsp);
+        if (g_get_monotonic_time() > deadline) {
+            g_error("migration still not over after 120 s");
+        }
+        g_usleep(10 * 1000);
+    }
+}
+
+/*
+ * A real migration to a second QEMU, with a measurement in @mode (none if
+ * NULL) running through it, the guest dirtying memory all along.  When it
+ * completes, the destination's RAM must equal the source's byte for byte,
+ * both stopped, and the destination guest must go on.  A migration may
+ * only fail for a stated reason that leaves the guest running on the
+ * source: a KVM dirty ring that lost entries (this host's kernel bug).
+ */
+static void test_migration_loses_nothing(const void *opaque)
+{
+    const AccuracyCase *c = opaque;
+    g_autofree char *why = NULL;
+    g_autofree char *dir = NULL;
+    g_autofree char *uri = NULL;
+    g_autofree char *status = NULL;
+    g_autofree char *error = NULL;
+    DirtyGuestOpts opts = {
+        .accel = c->ac->accel,
+        .dirty_ring_size = c->ac->dirty_ring_size,
+        .mem_mb = 128,
+        .shared_ram = true,
+    };
+    DirtyGuest *src, *dst;
+    DirtyGuestStats st;
+    uint64_t differ;
+
+    if (!dirty_guest_can_run(&opts, &why)) {
+        g_test_skip(why);
+        return;
+    }
+    src = dirty_guest_start(&opts, &why);
+    if (!src) {
+        g_test_skip(why);
+        return;
+    }
+    dir = g_dir_make_tmp("dirtyrate-migration-XXXXXX", NULL);
+    uri = g_strdup_printf("unix:%s/migrate.sock", dir);
+    opts.incoming = uri;
+    opts.start_stopped = true;
+    dst = dirty_guest_start(&opts, &why);
+    g_assert_nonnull(dst);
+
+    if (c->ms) {
+        dirtyrate_calc(src->qts, c->mode, c->ms,
+                       c->mode ? 0 : MAX_SAMPLE_PAGES);
+    }
+    qtest_qmp_assert_success(src->qts, "{ 'execute': 'migrate-set-parameters',"
+                             " 'arguments': { 'downtime-limit': 2000,"
+                             " 'max-bandwidth': 10737418240 } }");
+    qtest_qmp_assert_success(src->qts, "{ 'execute': 'migrate', 'arguments': "
+                             "{ 'uri': %s } }", uri);
+    status = wait_migration_end(src->qts, &error);
+    if (c->ms) {
+        QDict *info = dirtyrate_wait(src->qts);
+
+        g_assert_cmpstr(qdict_get_str(info, "status"), ==, "measured");
+        qobject_unref(info);
+    }
+
+    if (g_str_equal(status, "failed")) {
+        g_test_message("migration failed: %s", error ? error : "?");
+        g_assert_nonnull(error);
+        g_assert_nonnull(strstr(error, "dirty ring overflowed"));
+        /* the guest goes on where it was */
+        dirty_guest_wait_writes(src, 1000);
+    } else {
+        differ = dirty_guest_ram_differences(src, dst);
+        g_test_message("%" PRIu64 " pages differ", differ);
+        g_assert_cmpuint(differ, ==, 0);
+        qtest_qmp_assert_success(dst->qts, "{ 'execute': 'cont' }");
+        dirty_guest_read(dst, &st);
+        dirty_guest_wait_writes(dst, 1000);
+    }
+    dirty_guest_quit(dst);
+    dirty_guest_quit(src);
+    rmdir(dir);
 }
 
 /*
@@ -726,20 +882,6 @@ static void test_per_block(const void *opaque)
     dirty_guest_quit(dg);
 }
 
-/* Page writes per second the guest makes over about @ms of host time */
-static double guest_write_rate(DirtyGuest *dg, int ms)
-{
-    DirtyGuestStats a, b;
-    gint64 t0, t1;
-
-    dirty_guest_read(dg, &a);
-    t0 = g_get_monotonic_time();
-    g_usleep(ms * 1000);
-    dirty_guest_read(dg, &b);
-    t1 = g_get_monotonic_time();
-    return (b.writes - a.writes) * (double)G_USEC_PER_SEC / (t1 - t0);
-}
-
 /*
  * Whether the guest writes at @min page writes per second or more in one
  * of three half-second windows: a frozen guest never does, while a guest
@@ -750,7 +892,7 @@ static bool guest_reaches_rate(DirtyGuest *dg, double min, double *seen)
     int i;
 
     for (i = 0; i < 3; i++) {
-        *seen = guest_write_rate(dg, 500);
+        *seen = dirty_guest_write_rate(dg, 500);
         if (*seen >= min) {
             return true;
         }
@@ -775,7 +917,7 @@ static void test_ring_guest_keeps_running(const void *opaque)
     if (!dg) {
         return;
     }
-    before = guest_write_rate(dg, 1000);
+    before = dirty_guest_write_rate(dg, 1000);
     g_test_message("guest: %.0f page writes/s before", before);
     g_assert_cmpfloat(before, >, 0);
 
@@ -795,7 +937,7 @@ static void test_ring_guest_keeps_running(const void *opaque)
     qtest_qmp_assert_success(dg->qts, "{ 'execute': 'set-vcpu-dirty-limit',"
                              " 'arguments': { 'dirty-rate': 1 } }");
     for (i = 0; i < 20; i++) {
-        during = guest_write_rate(dg, 500);
+        during = dirty_guest_write_rate(dg, 500);
         if (during < before / 2) {
             break;
         }
@@ -919,6 +1061,24 @@ static void test_bad_input_keeps_result(const void *opaque)
     assert_calc_fails(dg->qts, prev, range, "{ 'calc-time': 0 }");
     assert_calc_fails(dg->qts, prev, range, "{ 'calc-time': -1 }");
     assert_calc_fails(dg->qts, prev, range, "{ 'calc-time': 61 }");
+    /* huge values must not wrap into range when turned into ms */
+    assert_calc_fails(dg->qts, prev, range,
+                      "{ 'calc-time': 18446744073709602 }");
+    assert_calc_fails(dg->qts, prev, range,
+                      "{ 'calc-time': 9223372036854775807 }");
+    assert_calc_fails(dg->qts, prev, range,
+                      "{ 'calc-time': -9223372036854775808 }");
+    assert_calc_fails(dg->qts, prev, range,
+                      "{ 'calc-time': 9223372036854775807, "
+                      "'calc-time-unit': 'millisecond' }");
+    assert_calc_fails(dg->qts, prev, "'calc-time'",
+                      "{ 'calc-time': 18446744073709551615 }");
+    assert_calc_fails(dg->qts, prev, "'calc-time'",
+                      "{ 'calc-time': '1' }");
+    assert_calc_fails(dg->qts, prev, "'calc-time'",
+                      "{ 'calc-time': 1.5 }");
+    assert_calc_fails(dg->qts, prev, "'calc-time-unit'",
+                      "{ 'calc-time': 1, 'calc-time-unit': 'hour' }");
     assert_calc_fails(dg->qts, prev, range,
                       "{ 'calc-time': 49, 'calc-time-unit': 'millisecond' }");
     assert_calc_fails(dg->qts, prev, range,
@@ -928,6 +1088,16 @@ static void test_bad_input_keeps_result(const void *opaque)
                       "{ 'calc-time': 1, 'sample-pages': 127 }");
     assert_calc_fails(dg->qts, prev, spages,
                       "{ 'calc-time': 1, 'sample-pages': 16385 }");
+    assert_calc_fails(dg->qts, prev, spages,
+                      "{ 'calc-time': 1, 'sample-pages': 0 }");
+    assert_calc_fails(dg->qts, prev, spages,
+                      "{ 'calc-time': 1, 'sample-pages': -1 }");
+    assert_calc_fails(dg->qts, prev, spages,
+                      "{ 'calc-time': 1, "
+                      "'sample-pages': 9223372036854775807 }");
+    assert_calc_fails(dg->qts, prev, "'per-block'",
+                      "{ 'calc-time': 1, 'per-block': 1 }");
+    assert_calc_fails(dg->qts, prev, "'calc-time'", "{ }");
     assert_calc_fails(dg->qts, prev,
                       "sample-pages is used only in page-sampling mode",
                       "{ 'calc-time': 1, 'sample-pages': 512, "
@@ -937,6 +1107,214 @@ static void test_bad_input_keeps_result(const void *opaque)
     assert_calc_fails(dg->qts, prev, "'mode'",
                       "{ 'calc-time': 1, 'mode': 'dirty-everything' }");
     qobject_unref(prev);
+    dirty_guest_quit(dg);
+}
+
+/* What no rejected command may change: the dirty rate and the recorder */
+static QDict *monitored_state(QTestState *qts)
+{
+    QDict *state = qdict_new();
+
+    qdict_put(state, "dirty-rate", dirtyrate_query(qts));
+    qdict_put(state, "checkpoint",
+              qtest_qmp_assert_success_ref(qts,
+                                           "{ 'execute': 'info_checkpoint' }"));
+    return state;
+}
+
+static void assert_state_unchanged(QDict *before, QDict *after)
+{
+    QDict *cb = qdict_get_qdict(before, "checkpoint");
+    QDict *ca = qdict_get_qdict(after, "checkpoint");
+
+    assert_same_result(qdict_get_qdict(before, "dirty-rate"),
+                       qdict_get_qdict(after, "dirty-rate"));
+    g_assert_cmpint(qdict_get_int(cb, "tot_num"), ==,
+                    qdict_get_int(ca, "tot_num"));
+    g_assert_cmpstr(qdict_get_str(cb, "role"), ==, qdict_get_str(ca, "role"));
+}
+
+/* Send @cmd with @args (JSON); it must fail, naming @expect if not NULL */
+static void assert_command_fails(QTestState *qts, QDict *before,
+                                 const char *cmd, const char *args,
+                                 const char *expect)
+{
+    QDict *rsp, *after;
+    const char *desc;
+
+    rsp = qtest_qmp(qts, "{ 'execute': %s, 'arguments': %p }", cmd,
+                    qobject_from_json(args, &error_abort));
+    if (!qdict_haskey(rsp, "error")) {
+        g_error("%s %s was accepted", cmd, args);
+    }
+    desc = qdict_get_str(qdict_get_qdict(rsp, "error"), "desc");
+    if (expect && !strstr(desc, expect)) {
+        g_error("%s %s: error '%s', expected '%s'", cmd, args, desc, expect);
+    }
+    qobject_unref(rsp);
+    after = monitored_state(qts);
+    assert_state_unchanged(before, after);
+    qobject_unref(after);
+}
+
+/* JSON values of every type but @json_type (query-qmp-schema's names) */
+static const char *const *wrong_values(const char *json_type)
+{
+    static const char *const for_int[] = {
+        "'1'", "true", "1.5", "{}", "[]", "null",
+        "18446744073709551616", NULL
+    };
+    static const char *const for_string[] = {
+        "1", "true", "{}", "[]", "null", "'no-such-value'", NULL
+    };
+    static const char *const for_bool[] = {
+        "1", "'true'", "{}", "[]", "null", NULL
+    };
+    static const char *const for_other[] = { "1", "'x'", "null", NULL };
+
+    if (g_str_equal(json_type, "int")) {
+        return for_int;
+    } else if (g_str_equal(json_type, "string")) {
+        return for_string;
+    } else if (g_str_equal(json_type, "boolean")) {
+        return for_bool;
+    }
+    return for_other;
+}
+
+static const char *json_type_of(GHashTable *types, const char *name)
+{
+    QDict *t = g_hash_table_lookup(types, name);
+    const char *meta = qdict_get_str(t, "meta-type");
+
+    if (g_str_equal(meta, "builtin")) {
+        return qdict_get_str(t, "json-type");
+    } else if (g_str_equal(meta, "enum")) {
+        return "string";
+    }
+    return meta;
+}
+
+/*
+ * Every argument of every command this series adds or changes, given a
+ * value of the wrong type, and every command given an argument it does
+ * not have: a clear error, and nothing changes.  The arguments and their
+ * types come from query-qmp-schema, so new members are covered as they
+ * are added.  Out-of-range values are in test_bad_input_keeps_result.
+ */
+static void test_bad_input_table(const void *opaque)
+{
+    static const struct {
+        const char *name;
+        const char *base;           /* valid arguments to start from */
+    } commands[] = {
+        { "calc-dirty-rate", "{ 'calc-time': 1 }" },
+        { "query-dirty-rate", "{}" },
+        { "cancel-dirty-rate", "{}" },
+        { "info_checkpoint", "{}" },
+        { "reset_checkpoint", "{}" },
+    };
+    const AccelCase *ac = opaque;
+    DirtyGuest *dg = start_guest(ac, 0);
+    g_autoptr(GHashTable) types = NULL;
+    const QListEntry *e;
+    QDict *schema, *before;
+    int i, checked = 0;
+
+    if (!dg) {
+        return;
+    }
+    dirtyrate_calc(dg->qts, NULL, 100, 0);
+    qobject_unref(dirtyrate_wait(dg->qts));
+    before = monitored_state(dg->qts);
+
+    schema = qtest_qmp(dg->qts, "{ 'execute': 'query-qmp-schema' }");
+    types = g_hash_table_new(g_str_hash, g_str_equal);
+    QLIST_FOREACH_ENTRY(qdict_get_qlist(schema, "return"), e) {
+        QDict *t = qobject_to(QDict, qlist_entry_obj(e));
+
+        g_hash_table_insert(types, (gpointer)qdict_get_str(t, "name"), t);
+    }
+
+    for (i = 0; i < ARRAY_SIZE(commands); i++) {
+        QDict *cmd = g_hash_table_lookup(types, commands[i].name);
+        QDict *args;
+        g_autofree char *extra = NULL;
+
+        g_assert_nonnull(cmd);
+        args = g_hash_table_lookup(types, qdict_get_str(cmd, "arg-type"));
+        QLIST_FOREACH_ENTRY(qdict_get_qlist(args, "members"), e) {
+            QDict *m = qobject_to(QDict, qlist_entry_obj(e));
+            const char *member = qdict_get_str(m, "name");
+            const char *const *v;
+
+            for (v = wrong_values(json_type_of(types,
+                                               qdict_get_str(m, "type")));
+                 *v; v++) {
+                QDict *call = qobject_to(QDict,
+                    qobject_from_json(commands[i].base, &error_abort));
+                g_autoptr(GString) json = NULL;
+
+                qdict_put_obj(call, member,
+                              qobject_from_json(*v, &error_abort));
+                json = qobject_to_json(QOBJECT(call));
+                assert_command_fails(dg->qts, before, commands[i].name,
+                                     json->str, NULL);
+                qobject_unref(call);
+                checked++;
+            }
+        }
+        extra = g_strdup_printf("%.*s%s'no-such-argument': 1 }",
+                                (int)strlen(commands[i].base) - 1,
+                                commands[i].base,
+                                strlen(commands[i].base) > 2 ? ", " : "");
+        assert_command_fails(dg->qts, before, commands[i].name, extra,
+                             "no-such-argument");
+        checked++;
+    }
+    g_test_message("%d bad calls refused", checked);
+    qobject_unref(schema);
+    qobject_unref(before);
+    dirty_guest_quit(dg);
+}
+
+/*
+ * HMP: bad numbers and flags print an error and start nothing.  A
+ * sample count of -1 is a number like any other, not "the default".
+ */
+static void test_hmp_bad_input(const void *opaque)
+{
+    static const char *const bad[] = {
+        "calc_dirty_rate 0", "calc_dirty_rate -1", "calc_dirty_rate 61",
+        "calc_dirty_rate -m 49", "calc_dirty_rate -m 60001",
+        "calc_dirty_rate 18446744073709602",
+        "calc_dirty_rate 99999999999999999999",
+        "calc_dirty_rate x", "calc_dirty_rate 1 0", "calc_dirty_rate 1 -1",
+        "calc_dirty_rate 1 16385", "calc_dirty_rate -r 1",
+        "calc_dirty_rate -r -b 1", "calc_dirty_rate -b 1 512",
+    };
+    const AccelCase *ac = opaque;
+    DirtyGuest *dg = start_guest(ac, 0);
+    QDict *before;
+    int i;
+
+    if (!dg) {
+        return;
+    }
+    dirtyrate_calc(dg->qts, NULL, 100, 0);
+    qobject_unref(dirtyrate_wait(dg->qts));
+    before = monitored_state(dg->qts);
+    for (i = 0; i < ARRAY_SIZE(bad); i++) {
+        g_autofree char *out = hmp(dg->qts, bad[i]);
+        QDict *after = monitored_state(dg->qts);
+
+        g_test_message("%s: %s", bad[i], out);
+        g_assert_null(strstr(out, "Starting dirty rate measurement"));
+        g_assert_cmpstr(out, !=, "");
+        assert_state_unchanged(before, after);
+        qobject_unref(after);
+    }
+    qobject_unref(before);
     dirty_guest_quit(dg);
 }
 
@@ -1039,8 +1417,12 @@ static void test_completion_event(const void *opaque)
     data = qdict_get_qdict(ev, "data");
     info = dirtyrate_query(dg->qts);
     g_assert_cmpstr(qdict_get_str(info, "status"), ==, "measured");
-    g_assert_cmpstr(qdict_get_str(data, "status"), ==, "measured");
+    g_assert_false(qdict_get_bool(data, "cancelled"));
+    g_assert_false(qdict_haskey(info, "cancelled"));
     g_assert_cmpstr(qdict_get_str(data, "mode"), ==, "dirty-bitmap");
+    /* the same length, in the same unit, as query-dirty-rate says */
+    g_assert_cmpstr(qdict_get_str(data, "calc-time-unit"), ==,
+                    qdict_get_str(info, "calc-time-unit"));
     g_assert_cmpint(qdict_get_int(data, "calc-time"), ==,
                     qdict_get_int(info, "calc-time"));
     g_assert_cmpint(qdict_get_int(data, "calc-time"), >=, 200);
@@ -1052,7 +1434,23 @@ static void test_completion_event(const void *opaque)
     dirty_guest_quit(dg);
 }
 
-/* cancel-dirty-rate ends a 60 s window at once, and nothing else */
+/*
+ * The statuses libvirt (9.0 to current) accepts: anything else fails
+ * "virsh domstats --dirtyrate" with "Unknown dirty rate status".
+ */
+static void assert_libvirt_status(QDict *info)
+{
+    const char *status = qdict_get_str(info, "status");
+
+    g_assert_true(g_str_equal(status, "unstarted") ||
+                  g_str_equal(status, "measuring") ||
+                  g_str_equal(status, "measured"));
+}
+
+/*
+ * cancel-dirty-rate ends a 60 s window at once, and nothing else; the
+ * status stays one that libvirt knows.
+ */
 static void test_cancel(const void *opaque)
 {
     const AccelCase *ac = opaque;
@@ -1074,20 +1472,27 @@ static void test_cancel(const void *opaque)
     qtest_qmp_assert_success(dg->qts, "{ 'execute': 'cancel-dirty-rate' }");
     ev = qtest_qmp_eventwait_ref(dg->qts, "DIRTY_RATE_COMPLETED");
     g_assert_cmpint(g_get_monotonic_time() - t0, <, 30 * G_USEC_PER_SEC);
-    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(ev, "data"), "status"), ==,
-                    "cancelled");
+    g_assert_true(qdict_get_bool(qdict_get_qdict(ev, "data"), "cancelled"));
     g_assert_false(qdict_haskey(qdict_get_qdict(ev, "data"), "dirty-rate"));
     qobject_unref(ev);
 
     info = dirtyrate_query(dg->qts);
-    g_assert_cmpstr(qdict_get_str(info, "status"), ==, "cancelled");
+    assert_libvirt_status(info);
+    g_assert_cmpstr(qdict_get_str(info, "status"), ==, "unstarted");
+    g_assert_true(qdict_get_bool(info, "cancelled"));
     g_assert_false(qdict_haskey(info, "dirty-rate"));
     qobject_unref(info);
+
+    /* nothing runs any more: a second cancel is refused */
+    rsp = qtest_qmp(dg->qts, "{ 'execute': 'cancel-dirty-rate' }");
+    g_assert_true(qdict_haskey(rsp, "error"));
+    qobject_unref(rsp);
 
     /* the next measurement is not cut short by the old cancel */
     dirtyrate_calc(dg->qts, "dirty-bitmap", 300, 0);
     info = dirtyrate_wait(dg->qts);
     g_assert_cmpstr(qdict_get_str(info, "status"), ==, "measured");
+    g_assert_false(qdict_haskey(info, "cancelled"));
     g_assert_cmpint(qdict_get_int(info, "calc-time"), >=, 300);
     qobject_unref(info);
     dirty_guest_quit(dg);
@@ -1246,6 +1651,16 @@ int main(int argc, char **argv)
         { &accel_kvm, "dirty-bitmap", 1000, 64 },
         { &accel_kvm_ring, "dirty-ring", 1000, 64 },
     };
+    /* ms 0: no measurement */
+    static const AccuracyCase migrating[] = {
+        { &accel_tcg, NULL, 0 },
+        { &accel_tcg, NULL, 5000 },
+        { &accel_kvm, NULL, 0 },
+        { &accel_kvm, NULL, 5000 },
+        { &accel_kvm, "dirty-bitmap", 5000 },
+        { &accel_kvm_ring, NULL, 0 },
+        { &accel_kvm_ring, "dirty-ring", 5000 },
+    };
     int i;
 
     g_test_init(&argc, &argv, NULL);
@@ -1285,8 +1700,9 @@ int main(int argc, char **argv)
             c->mode = counting[i].mode;
             c->ms = rates[j].ms;
             c->region_mib = rates[j].region_mib;
-            what = g_strdup_printf("%s/accuracy/%" PRIu32 "MiB-in-%" PRId64
-                                   "ms", c->mode, c->region_mib, c->ms);
+            what = g_strdup_printf("%s/accuracy/up-to-%" PRIu32 "MiB-in-%"
+                                   PRId64 "ms", c->mode, c->region_mib,
+                                   c->ms);
             add_case(what, c, test_counting_accuracy);
         }
     }
@@ -1303,6 +1719,15 @@ int main(int argc, char **argv)
         }
     }
 
+    for (i = 0; i < ARRAY_SIZE(migrating); i++) {
+        const AccuracyCase *c = &migrating[i];
+        g_autofree char *what = g_strdup_printf(
+            "migration/%s/destination-memory-equals-source",
+            c->ms ? (c->mode ? c->mode : "page-sampling") : "no-measurement");
+
+        add_case(what, c, test_migration_loses_nothing);
+    }
+
     add_test("page-sampling/interval-covers-the-truth-in-most-runs",
              &accel_tcg, test_sampling_interval_covers_truth);
     add_test("page-sampling/finds-the-last-page-of-a-block-dirty",
@@ -1317,6 +1742,10 @@ int main(int argc, char **argv)
              test_query_before_calc);
     add_test("validation/bad-input-is-refused-and-keeps-the-result",
              &accel_tcg, test_bad_input_keeps_result);
+    add_test("validation/wrong-types-for-every-argument-are-refused",
+             &accel_tcg, test_bad_input_table);
+    add_test("validation/hmp-bad-input-starts-nothing", &accel_tcg,
+             test_hmp_bad_input);
     add_test("validation/second-calc-while-measuring-is-refused",
              &accel_tcg, test_second_calc_refused);
     add_test("validation/back-to-back-calcs-start-only-the-first",

@@ -6,6 +6,7 @@
  */
 
 #include "qemu/osdep.h"
+#include <sys/mman.h>
 #include "qemu/units.h"
 #include "libqtest.h"
 #include "qobject/qdict.h"
@@ -87,6 +88,7 @@ DirtyGuest *dirty_guest_start(const DirtyGuestOpts *opts, char **why)
     DirtyGuest *dg = g_new0(DirtyGuest, 1);
     g_autofree char *accel = NULL;
     g_autofree char *args = NULL;
+    g_autofree char *ram = NULL;
 
     dg->opts = *opts;
     apply_defaults(&dg->opts);
@@ -105,12 +107,21 @@ DirtyGuest *dirty_guest_start(const DirtyGuestOpts *opts, char **why)
      * ring), QEMU falls back to the qtest accelerator; this is detected
      * below rather than reported as a failure.
      */
-    args = g_strdup_printf("-accel %s %s -machine pc -m %u -smp 1 "
+    if (dg->opts.shared_ram) {
+        /* on tmpfs, where both QEMUs and the test share the pages */
+        dg->ram_path = g_strdup_printf("/dev/shm/%s.ram",
+                                       strrchr(dg->tmpdir, '/') + 1);
+        ram = g_strdup_printf("-object memory-backend-file,id=ram0,"
+                              "size=%uM,mem-path=%s,share=on "
+                              "-machine memory-backend=ram0",
+                              dg->opts.mem_mb, dg->ram_path);
+    }
+    args = g_strdup_printf("-accel %s %s -machine pc -m %u -smp 1 %s "
                            "-nodefaults -display none "
                            "-drive file=%s,format=raw %s %s %s %s", accel,
                            g_str_equal(dg->opts.accel, "kvm") ?
                            "-cpu host" : "",
-                           dg->opts.mem_mb, dg->disk,
+                           dg->opts.mem_mb, ram ? ram : "", dg->disk,
                            dg->opts.start_stopped ? "-S" : "",
                            dg->opts.incoming ? "-incoming" : "",
                            dg->opts.incoming ? dg->opts.incoming : "",
@@ -138,6 +149,10 @@ void dirty_guest_quit(DirtyGuest *dg)
     }
     qtest_quit(dg->qts);
     unlink(dg->disk);
+    if (dg->ram_path) {
+        unlink(dg->ram_path);
+        g_free(dg->ram_path);
+    }
     rmdir(dg->tmpdir);
     g_free(dg->disk);
     g_free(dg->tmpdir);
@@ -180,6 +195,92 @@ void dirty_guest_set_pages_per_tick(DirtyGuest *dg, uint32_t pages)
 {
     qtest_writel(dg->qts, param_addr(DG_P_PAGES_PER_TICK), pages);
     dg->opts.pages_per_tick = pages;
+}
+
+void dirty_guest_set_region_pages(DirtyGuest *dg, uint32_t pages)
+{
+    gint64 deadline = g_get_monotonic_time() +
+                      DIRTY_GUEST_BOOT_TIMEOUT_S * G_USEC_PER_SEC;
+    uint32_t passes;
+
+    g_assert_cmpuint(pages, >, 0);
+    g_assert_cmpuint((uint64_t)dg->opts.region_base +
+                     (uint64_t)pages * DIRTY_GUEST_PAGE_SIZE, <=,
+                     (uint64_t)dg->opts.mem_mb * MiB);
+    qtest_writel(dg->qts, param_addr(DG_P_REGION_PAGES), pages);
+    dg->opts.region_pages = pages;
+
+    /* the pass in progress may have started on the old region */
+    passes = qtest_readl(dg->qts, DG_STATS + DG_ST_PASSES);
+    while (qtest_readl(dg->qts, DG_STATS + DG_ST_PASSES) < passes + 2) {
+        if (g_get_monotonic_time() > deadline) {
+            g_error("dirty guest made no pass over %" PRIu32 " pages in "
+                    "%d s", pages, DIRTY_GUEST_BOOT_TIMEOUT_S);
+        }
+        g_usleep(POLL_INTERVAL_US);
+    }
+}
+
+double dirty_guest_write_rate(DirtyGuest *dg, int ms)
+{
+    DirtyGuestStats a, b;
+    gint64 t0, t1;
+
+    dirty_guest_read(dg, &a);
+    t0 = g_get_monotonic_time();
+    g_usleep(ms * 1000);
+    dirty_guest_read(dg, &b);
+    t1 = g_get_monotonic_time();
+    return (b.writes - a.writes) * (double)G_USEC_PER_SEC / (t1 - t0);
+}
+
+static bool guest_running(QTestState *qts)
+{
+    QDict *rsp = qtest_qmp_assert_success_ref(qts,
+                                              "{ 'execute': 'query-status' }");
+    bool running = qdict_get_bool(rsp, "running");
+
+    qobject_unref(rsp);
+    return running;
+}
+
+static void *map_ram(DirtyGuest *dg, size_t len)
+{
+    int fd = open(dg->ram_path, O_RDONLY);
+    void *p;
+
+    g_assert_cmpint(fd, >=, 0);
+    p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+    g_assert(p != MAP_FAILED);
+    close(fd);
+    return p;
+}
+
+uint64_t dirty_guest_ram_differences(DirtyGuest *a, DirtyGuest *b)
+{
+    size_t len = (size_t)a->opts.mem_mb * MiB;
+    const unsigned char *pa, *pb;
+    uint64_t differ = 0;
+    size_t ofs;
+
+    g_assert_nonnull(a->ram_path);
+    g_assert_nonnull(b->ram_path);
+    g_assert_cmpuint(a->opts.mem_mb, ==, b->opts.mem_mb);
+    g_assert_false(guest_running(a->qts));
+    g_assert_false(guest_running(b->qts));
+
+    pa = map_ram(a, len);
+    pb = map_ram(b, len);
+    for (ofs = 0; ofs < len; ofs += DIRTY_GUEST_PAGE_SIZE) {
+        if (memcmp(pa + ofs, pb + ofs, DIRTY_GUEST_PAGE_SIZE)) {
+            if (differ++ < 8) {
+                g_test_message("guest RAM differs at 0x%zx", ofs);
+            }
+        }
+    }
+    munmap((void *)pa, len);
+    munmap((void *)pb, len);
+    return differ;
 }
 
 uint64_t dirty_guest_region_bytes(DirtyGuest *dg)

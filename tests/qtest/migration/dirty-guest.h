@@ -21,6 +21,7 @@ typedef struct DirtyGuestOpts {
     uint32_t region_pages;      /* 0: 64 MiB worth */
     uint32_t pages_per_tick;    /* 0: unpaced */
     bool start_stopped;         /* -S: the sector is loaded, not run */
+    bool shared_ram;            /* RAM in a file the test can read */
     const char *incoming;       /* -incoming URI: waits for migration */
     const char *extra_args;
 } DirtyGuestOpts;
@@ -30,6 +31,7 @@ typedef struct DirtyGuest {
     DirtyGuestOpts opts;
     char *tmpdir;
     char *disk;
+    char *ram_path;             /* with shared_ram */
 } DirtyGuest;
 
 typedef struct DirtyGuestStats {
@@ -57,8 +59,22 @@ void dirty_guest_read(DirtyGuest *dg, DirtyGuestStats *st);
 /* Wait until the guest has made @writes more page writes. */
 void dirty_guest_wait_writes(DirtyGuest *dg, uint64_t writes);
 void dirty_guest_set_pages_per_tick(DirtyGuest *dg, uint32_t pages);
+/*
+ * Make the region @pages long while the guest runs; returns once the
+ * guest has written every page of it since.
+ */
+void dirty_guest_set_region_pages(DirtyGuest *dg, uint32_t pages);
+/* Page writes per second the guest makes over about @ms of host time */
+double dirty_guest_write_rate(DirtyGuest *dg, int ms);
 uint64_t dirty_guest_region_bytes(DirtyGuest *dg);
 uint64_t dirty_guest_ram_bytes(DirtyGuest *dg);
+
+/*
+ * Compare the RAM of two guests started with shared_ram, byte for byte:
+ * both must be stopped.  Returns the number of target pages that differ,
+ * and logs the first few.
+ */
+uint64_t dirty_guest_ram_differences(DirtyGuest *a, DirtyGuest *b);
 
 /*
  * Start a measurement with calc-dirty-rate.  @mode is the QAPI name or
