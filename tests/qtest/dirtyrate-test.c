@@ -34,6 +34,7 @@ static const AccelCase accel_kvm = { "kvm", "kvm", 0 };
 static const AccelCase accel_kvm_ring = { "kvm-dirty-ring", "kvm", 4096 };
 
 static char *hmp(QTestState *qts, const char *cmd);
+static void wait_for_status(QTestState *qts, const char *status);
 
 static DirtyGuest *start_guest(const AccelCase *ac, uint32_t region_pages)
 {
@@ -783,8 +784,9 @@ static void test_migration_loses_nothing(const void *opaque)
         g_test_message("migration failed: %s", error ? error : "?");
         g_assert_nonnull(error);
         g_assert_nonnull(strstr(error, "dirty ring overflowed"));
-        /* the guest goes on where it was */
+        /* the guest goes on where it was; the destination gave up */
         dirty_guest_wait_writes(src, 1000);
+        qtest_set_expected_status(dst->qts, 1);
     } else {
         differ = dirty_guest_ram_differences(src, dst);
         g_test_message("%" PRIu64 " pages differ", differ);
@@ -948,6 +950,72 @@ static void test_ring_guest_keeps_running(const void *opaque)
     qtest_qmp_assert_success(dg->qts,
                              "{ 'execute': 'cancel-vcpu-dirty-limit' }");
     g_assert_true(guest_reaches_rate(dg, before / 2, &during));
+    dirty_guest_quit(dg);
+}
+
+/*
+ * A vCPU plugged during a dirty-ring measurement: the measurement starts
+ * its window again for the new set of vCPUs.  It used to stop the dirty
+ * log a second time, which asserts (QEMU aborted), and to index its
+ * per-vCPU records past their end.
+ */
+static void test_ring_vcpu_hotplug(const void *opaque)
+{
+    const AccelCase *ac = opaque;
+    g_autofree char *why = NULL;
+    DirtyGuestOpts opts = {
+        .accel = ac->accel,
+        .dirty_ring_size = ac->dirty_ring_size,
+        .extra_args = "-smp 1,maxcpus=2",
+    };
+    const QListEntry *e;
+    QDict *rsp, *props = NULL, *info;
+    DirtyGuest *dg;
+    int nvcpu = 0;
+
+    if (!dirty_guest_can_run(&opts, &why)) {
+        g_test_skip(why);
+        return;
+    }
+    dg = dirty_guest_start(&opts, &why);
+    if (!dg) {
+        g_test_skip(why);
+        return;
+    }
+    rsp = qtest_qmp_assert_success_ref(dg->qts,
+                                "{ 'execute': 'query-hotpluggable-cpus' }");
+    QLIST_FOREACH_ENTRY(qdict_get_qlist(rsp, "return"), e) {
+        QDict *slot = qobject_to(QDict, qlist_entry_obj(e));
+
+        if (!qdict_haskey(slot, "qom-path")) {
+            props = qdict_clone_shallow(qdict_get_qdict(slot, "props"));
+            qdict_put_str(props, "driver", qdict_get_str(slot, "type"));
+            qdict_put_str(props, "id", "hotplugged");
+        }
+    }
+    qobject_unref(rsp);
+    g_assert_nonnull(props);
+
+    dirtyrate_calc(dg->qts, "dirty-ring", 2000, 0);
+    wait_for_status(dg->qts, "measuring");
+    qtest_qmp_assert_success(dg->qts, "{ 'execute': 'device_add', "
+                             "'arguments': %p }", props);
+    info = dirtyrate_wait(dg->qts);
+    g_assert_cmpstr(qdict_get_str(info, "status"), ==, "measured");
+    QLIST_FOREACH_ENTRY(qdict_get_qlist(info, "vcpu-dirty-rate"), e) {
+        QDict *vcpu = qobject_to(QDict, qlist_entry_obj(e));
+
+        g_assert_cmpint(qdict_get_int(vcpu, "id"), ==, nvcpu);
+        nvcpu++;
+    }
+    g_assert_cmpint(nvcpu, ==, 2);
+    qobject_unref(info);
+
+    /* and the next measurement works as usual */
+    dirtyrate_calc(dg->qts, "dirty-ring", 200, 0);
+    info = dirtyrate_wait(dg->qts);
+    g_assert_cmpstr(qdict_get_str(info, "status"), ==, "measured");
+    qobject_unref(info);
     dirty_guest_quit(dg);
 }
 
@@ -1682,6 +1750,8 @@ int main(int argc, char **argv)
              &accel_kvm_ring, test_ring_guest_keeps_running);
     add_test("dirty-ring/refuses-dirty-bitmap-mode", &accel_kvm_ring,
              test_ring_refuses_bitmap);
+    add_test("dirty-ring/vcpu-plugged-during-a-measurement", &accel_kvm_ring,
+             test_ring_vcpu_hotplug);
     add_test("hmp/calc-and-info-show-the-result", &accel_kvm_ring,
              test_hmp);
 

