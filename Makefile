@@ -8,6 +8,8 @@
 #   make checkpatch  scripts/checkpatch.pl on every patch and overlay file
 #   make bench    unpatched vs patched measurements, report in bench/results
 #   make bench-quick  the same in under ~10 minutes, report in _work/bench-quick
+#   make check-sanitizers  ASan+UBSan build in _work/qemu/build-san, the
+#                 qtests against it; fails on any sanitizer report
 #
 # Everything generated lives below _work/ (WORK=... to move it).
 
@@ -17,7 +19,7 @@ export WORK
 QTESTS = dirtyrate-test colo-recorder-test
 
 .PHONY: all deps fetch tree build demo check refresh series checkpatch \
-	base bench bench-quick clean distclean
+	base bench bench-quick build-san check-sanitizers clean distclean
 
 all: build
 	@scripts/demo.py
@@ -40,6 +42,17 @@ demo:
 
 check: build
 	@scripts/check.py $(QTESTS)
+
+# AddressSanitizer (with LeakSanitizer) + UndefinedBehaviorSanitizer build
+# of the same assembled tree, in its own build directory; not part of check
+SAN_BUILD = build-san
+
+build-san: tree
+	@BUILD_DIR=$(SAN_BUILD) SANITIZERS="asan ubsan" scripts/build.sh \
+		qemu-system-x86_64 $(addprefix tests/qtest/,$(QTESTS))
+
+check-sanitizers: build-san
+	@BUILD=$(SAN_BUILD) scripts/check.py --sanitizers $(QTESTS)
 
 refresh:
 	@scripts/refresh.sh
@@ -67,7 +80,7 @@ bench-quick: build base
 	@$(BENCH) --quick --command "make bench-quick" --out $(WORK)/bench-quick
 
 clean:
-	rm -rf $(WORK)/qemu/build $(WORK)/base/build $(WORK)/stage $(WORK)/series
+	rm -rf $(WORK)/qemu/build $(WORK)/qemu/$(SAN_BUILD) $(WORK)/base/build $(WORK)/stage $(WORK)/series
 
 distclean:
 	rm -rf $(WORK)

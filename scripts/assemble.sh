@@ -7,6 +7,8 @@
 # The staging copy is kept as the snapshot of the last assembly: before
 # syncing, edits made in $TREE that were never written back with
 # `make refresh` are detected and assembly stops instead of losing them.
+# Build directories at the top of $TREE (build/, build-*/ such as
+# build-san/ of make check-sanitizers) are left alone.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -16,8 +18,8 @@ tarball=$("$here/scripts/fetch-base.sh")
 
 if [ -d "$TREE" ] && [ -d "$STAGE" ] && [ -z "${FORCE:-}" ]; then
     edited=$(rsync -rlcn --out-format='%n' --exclude=/build/ \
-             --exclude=/.pc/ --exclude=/patches "$TREE/" "$STAGE/" |
-             grep -v '/$' || true)
+             --exclude='/build-*/' --exclude=/.pc/ --exclude=/patches \
+             "$TREE/" "$STAGE/" | grep -v '/$' || true)
     if [ -n "$edited" ]; then
         log "files in $TREE differ from the last assembly:"
         echo "$edited" | head -20 | sed 's/^/assemble:   /' >&2
@@ -58,5 +60,6 @@ log "base $BASE_VERSION + $n overlay files + $np patches"
 
 mkdir -p "$TREE"
 changed=$(rsync -rlpc --delete --out-format='%n' --exclude=/build/ \
-          "$STAGE/" "$TREE/" | { grep -v '/$' || true; } | wc -l)
+          --exclude='/build-*/' "$STAGE/" "$TREE/" |
+          { grep -v '/$' || true; } | wc -l)
 log "$TREE: $changed files changed"

@@ -1,11 +1,27 @@
 #!/bin/bash
 # Configure (once, or when the options change) and build the assembled tree
 # incrementally with ninja.  Arguments are extra ninja targets.
+#
+# Environment:
+#   BUILD_DIR   the build directory (default $TREE/build; a relative name
+#               is taken below $TREE, e.g. BUILD_DIR=build-san)
+#   SANITIZERS  space-separated sanitizers to build with: asan, ubsan
+#               (configure --enable-asan / --enable-ubsan); part of the
+#               configure id, so changing them reconfigures
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 . "$here/scripts/lib.sh"
-B=$TREE/build
+B=${BUILD_DIR:-$TREE/build}
+case $B in /*) ;; *) B=$TREE/$B ;; esac
+
+SANITIZER_OPTS=
+for s in ${SANITIZERS:-}; do
+    case $s in
+    asan|ubsan) SANITIZER_OPTS="$SANITIZER_OPTS --enable-$s" ;;
+    *) die "unknown sanitizer '$s' in SANITIZERS (asan, ubsan)" ;;
+    esac
+done
 
 # Firmware comes from Debian's seabios, ipxe-qemu and qemu-system-data, as
 # in Debian's own qemu package, so the +ds tarball needs no blobs.
@@ -15,16 +31,16 @@ CONFIGURE_OPTS="--target-list=x86_64-softmmu --enable-kvm --enable-tcg
   --disable-tools --disable-user --disable-rust --disable-install-blobs
   --disable-download --enable-fdt=system --enable-werror
   --firmwarepath=$(echo $FIRMWARE_DIRS | tr ' ' :)
-  ${EXTRA_CONFIGURE_OPTS:-}"
+  ${EXTRA_CONFIGURE_OPTS:-}$SANITIZER_OPTS"
 
 
 opts_id=$(echo $CONFIGURE_OPTS | sha256sum | cut -c1-16)
 if [ ! -f "$B/build.ninja" ] || [ "$(cat "$B/.configure-id" 2>/dev/null)" != "$opts_id" ]; then
-    log "configuring $TREE ($(echo $CONFIGURE_OPTS))"
+    log "configuring $TREE in $B ($(echo $CONFIGURE_OPTS))"
     rm -rf "$B"
     mkdir -p "$B"
     # shellcheck disable=SC2086
-    (cd "$B" && ../configure $CONFIGURE_OPTS >configure.log 2>&1) || {
+    (cd "$B" && "$TREE/configure" $CONFIGURE_OPTS >configure.log 2>&1) || {
         tail -n 30 "$B/configure.log" >&2
         log "configure failed; full log in $B/configure.log"
         exit 1
