@@ -8,6 +8,7 @@
  */
 
 #include "qemu/osdep.h"
+#include <signal.h>
 #include "libqtest.h"
 #include "qobject/qdict.h"
 #include "qobject/qlist.h"
@@ -32,6 +33,7 @@ static bool colo_start_pair(ColoPair *c, const char *accel)
         .accel = accel,
         .mem_mb = 64,
         .region_pages = 4096,       /* 16 MiB */
+        .oob = true,
     };
 
     if (!dirty_guest_can_run(&opts, &why)) {
@@ -481,6 +483,133 @@ static void test_failover_keeps_numbers(const void *opaque)
     colo_stop_pair(&c);
 }
 
+/*
+ * Without KVM, a dirty-bitmap measurement clears the migration dirty
+ * bitmap that COLO relies on: on the secondary, colo_flush_ram_cache()
+ * restores from its cache exactly the pages that bitmap names, so a
+ * measurement there left the secondary silently diverged from the
+ * checkpoint.  It is refused on both sides while COLO runs, and a
+ * measurement that runs keeps an incoming migration (and so COLO) from
+ * starting.
+ */
+static void test_bitmap_scan_refused_beside_colo(const void *opaque)
+{
+    const char *accel = opaque;
+    g_autofree char *why = NULL;
+    ColoPair c = { 0 };
+    DirtyGuestOpts opts = {
+        .accel = accel,
+        .mem_mb = 64,
+        .region_pages = 4096,
+        .incoming = "defer",
+    };
+    DirtyGuest *dg;
+    QDict *rsp;
+
+    if (!colo_start_pair(&c, accel)) {
+        return;
+    }
+    colo_enter(&c);
+    qobject_unref(wait_counted(c.secondary->qts, 2));
+    rsp = qtest_qmp(c.secondary->qts, "{ 'execute': 'calc-dirty-rate', "
+                    "'arguments': { 'calc-time': 1, "
+                    "'mode': 'dirty-bitmap' } }");
+    g_assert_nonnull(strstr(qdict_get_str(qdict_get_qdict(rsp, "error"),
+                                          "desc"), "COLO"));
+    qobject_unref(rsp);
+    rsp = qtest_qmp(c.primary->qts, "{ 'execute': 'calc-dirty-rate', "
+                    "'arguments': { 'calc-time': 1, "
+                    "'mode': 'dirty-bitmap' } }");
+    g_assert_true(qdict_haskey(rsp, "error"));
+    qobject_unref(rsp);
+    /* page sampling touches no dirty bit: it may measure */
+    qtest_qmp_assert_success(c.secondary->qts,
+                             "{ 'execute': 'calc-dirty-rate', "
+                             "'arguments': { 'calc-time': 1 } }");
+    colo_stop_pair(&c);
+
+    /* a would-be secondary that measures cannot start its incoming side */
+    dg = dirty_guest_start(&opts, &why);
+    qtest_qmp_assert_success(dg->qts, "{ 'execute': 'calc-dirty-rate', "
+                             "'arguments': { 'calc-time': 60, "
+                             "'mode': 'dirty-bitmap' } }");
+    rsp = qtest_qmp(dg->qts, "{ 'execute': 'migrate-incoming', "
+                    "'arguments': { 'uri': 'tcp:127.0.0.1:0' } }");
+    g_assert_nonnull(strstr(qdict_get_str(qdict_get_qdict(rsp, "error"),
+                                          "desc"),
+                            "dirty-bitmap dirty rate measurement"));
+    qobject_unref(rsp);
+    dirty_guest_quit(dg);
+}
+
+static void failover_deadline(int sig)
+{
+    g_error("failover did not complete within %d s", TIMEOUT_S);
+}
+
+/*
+ * The documented failover when the secondary is hung or partitioned in
+ * the middle of a checkpoint (here: stopped with SIGSTOP, which stands in
+ * for both): the primary holds the BQL while it sends RAM with the guest
+ * stopped, blocked in a send that TCP would not give up on for minutes,
+ * so x-colo-lost-heartbeat alone waits for the BQL like any other
+ * command.  An out-of-band yank of the migration channel ends the send;
+ * x-colo-lost-heartbeat then fails over, and the guest runs again.
+ */
+static void test_failover_with_secondary_hung(const void *opaque)
+{
+    const char *accel = opaque;
+    ColoPair c = { 0 };
+    DirtyGuestStats before, after;
+    QDict *rsp, *info;
+    pid_t secondary;
+
+    if (!colo_start_pair(&c, accel)) {
+        return;
+    }
+    colo_enter(&c);
+    qobject_unref(wait_counted(c.primary->qts, 2));
+
+    /* the guest rewrites 16 MiB: far more than the socket holds */
+    secondary = qtest_pid(c.secondary->qts);
+    g_assert_cmpint(kill(secondary, SIGSTOP), ==, 0);
+    qtest_qmp_eventwait(c.primary->qts, "STOP");
+
+    signal(SIGALRM, failover_deadline);
+    alarm(TIMEOUT_S);
+    qtest_qmp_send(c.primary->qts, "{ 'exec-oob': 'yank', 'id': 'yank', "
+                   "'arguments': { 'instances': "
+                   "[ { 'type': 'migration' } ] } }");
+    rsp = qtest_qmp_receive_dict(c.primary->qts);
+    g_assert_cmpstr(qdict_get_str(rsp, "id"), ==, "yank");
+    g_assert_true(qdict_haskey(rsp, "return"));
+    qobject_unref(rsp);
+    qtest_qmp_assert_success(c.primary->qts,
+                             "{ 'execute': 'x-colo-lost-heartbeat' }");
+    qtest_qmp_eventwait(c.primary->qts, "COLO_EXIT");
+    alarm(0);
+
+    rsp = qtest_qmp_assert_success_ref(c.primary->qts,
+                                       "{ 'execute': 'query-status' }");
+    g_assert_true(qdict_get_bool(rsp, "running"));
+    qobject_unref(rsp);
+    dirty_guest_read(c.primary, &before);
+    dirty_guest_wait_writes(c.primary, 1000);
+    dirty_guest_read(c.primary, &after);
+    g_assert_cmpuint(after.writes, >, before.writes);
+
+    /* the interrupted checkpoint is not counted as completed */
+    info = info_checkpoint(c.primary->qts);
+    g_assert_false(qdict_get_bool(info, "active"));
+    assert_consistent(info, "primary");
+    qobject_unref(info);
+
+    g_assert_cmpint(kill(secondary, SIGCONT), ==, 0);
+    qtest_qmp_assert_success(c.secondary->qts,
+                             "{ 'execute': 'x-colo-lost-heartbeat' }");
+    colo_stop_pair(&c);
+}
+
 static void add(const char *accel, const char *what,
                 void (*fn)(const void *))
 {
@@ -496,6 +625,8 @@ int main(int argc, char **argv)
     int i;
 
     g_test_init(&argc, &argv, NULL);
+    add("tcg", "dirty-bitmap-scan-is-refused-beside-colo",
+        test_bitmap_scan_refused_beside_colo);
     for (i = 0; i < ARRAY_SIZE(accels); i++) {
         add(accels[i], "reports-role-none-and-zeros-before-colo",
             test_idle_before_colo);
@@ -505,6 +636,8 @@ int main(int argc, char **argv)
             test_reset_restarts_counting);
         add(accels[i], "numbers-stay-readable-after-failover",
             test_failover_keeps_numbers);
+        add(accels[i], "failover-with-the-secondary-hung-mid-checkpoint",
+            test_failover_with_secondary_hung);
     }
     return g_test_run();
 }

@@ -10,6 +10,7 @@
 #include "qemu/units.h"
 #include "libqtest.h"
 #include "qobject/qdict.h"
+#include "qobject/qlist.h"
 #include "dirty-guest.h"
 #include "dirty-guest/dirty-guest-sector.h"
 
@@ -126,7 +127,14 @@ DirtyGuest *dirty_guest_start(const DirtyGuestOpts *opts, char **why)
                            dg->opts.incoming ? "-incoming" : "",
                            dg->opts.incoming ? dg->opts.incoming : "",
                            dg->opts.extra_args ? dg->opts.extra_args : "");
-    dg->qts = qtest_init(args);
+    if (dg->opts.oob) {
+        QList *caps = qlist_new();
+
+        qlist_append_str(caps, "oob");
+        dg->qts = qtest_init_ext(NULL, args, caps, true);
+    } else {
+        dg->qts = qtest_init(args);
+    }
 
     if (g_str_equal(dg->opts.accel, "kvm") && !kvm_enabled_in(dg->qts)) {
         *why = g_strdup_printf("KVM could not be initialised with %s%s",

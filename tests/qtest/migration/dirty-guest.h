@@ -22,6 +22,7 @@ typedef struct DirtyGuestOpts {
     uint32_t pages_per_tick;    /* 0: unpaced */
     bool start_stopped;         /* -S: the sector is loaded, not run */
     bool shared_ram;            /* RAM in a file the test can read */
+    bool oob;                   /* QMP with out-of-band commands */
     const char *incoming;       /* -incoming URI: waits for migration */
     const char *extra_args;
 } DirtyGuestOpts;
