@@ -561,6 +561,7 @@ static void test_failover_with_secondary_hung(const void *opaque)
     const char *accel = opaque;
     ColoPair c = { 0 };
     DirtyGuestStats before, after;
+    struct sigaction deadline = { .sa_handler = failover_deadline };
     QDict *rsp, *info;
     pid_t secondary;
 
@@ -575,7 +576,7 @@ static void test_failover_with_secondary_hung(const void *opaque)
     g_assert_cmpint(kill(secondary, SIGSTOP), ==, 0);
     qtest_qmp_eventwait(c.primary->qts, "STOP");
 
-    signal(SIGALRM, failover_deadline);
+    sigaction(SIGALRM, &deadline, NULL);
     alarm(TIMEOUT_S);
     qtest_qmp_send(c.primary->qts, "{ 'exec-oob': 'yank', 'id': 'yank', "
                    "'arguments': { 'instances': "
