@@ -42,6 +42,11 @@ static void apply_defaults(DirtyGuestOpts *o)
     if (!o->region_pages) {
         o->region_pages = 64 * MiB / DIRTY_GUEST_PAGE_SIZE;
     }
+    if (!o->vcpus) {
+        o->vcpus = 1;
+    }
+    g_assert_cmpuint(o->vcpus, <=, DG_MAX_VCPUS);
+    g_assert_cmpuint(o->region_pages, >=, o->vcpus);
     g_assert_cmpuint((uint64_t)o->region_base +
                      (uint64_t)o->region_pages * DIRTY_GUEST_PAGE_SIZE, <=,
                      (uint64_t)o->mem_mb * MiB);
@@ -70,6 +75,7 @@ static char *write_disk(const DirtyGuestOpts *o, const char *dir)
     put_le32(sector + DG_PARAMS_OFFSET + DG_P_REGION_PAGES, o->region_pages);
     put_le32(sector + DG_PARAMS_OFFSET + DG_P_PAGES_PER_TICK,
              o->pages_per_tick);
+    put_le32(sector + DG_PARAMS_OFFSET + DG_P_VCPUS, o->vcpus);
     g_assert(g_file_set_contents(path, (char *)sector, sizeof(sector), NULL));
     return path;
 }
@@ -117,12 +123,13 @@ DirtyGuest *dirty_guest_start(const DirtyGuestOpts *opts, char **why)
                               "-machine memory-backend=ram0",
                               dg->opts.mem_mb, dg->ram_path);
     }
-    args = g_strdup_printf("-accel %s %s -machine pc -m %u -smp 1 %s "
+    args = g_strdup_printf("-accel %s %s -machine pc -m %u -smp %u %s "
                            "-nodefaults -display none "
                            "-drive file=%s,format=raw %s %s %s %s", accel,
                            g_str_equal(dg->opts.accel, "kvm") ?
                            "-cpu host" : "",
-                           dg->opts.mem_mb, ram ? ram : "", dg->disk,
+                           dg->opts.mem_mb, dg->opts.vcpus, ram ? ram : "",
+                           dg->disk,
                            dg->opts.start_stopped ? "-S" : "",
                            dg->opts.incoming ? "-incoming" : "",
                            dg->opts.incoming ? dg->opts.incoming : "",
@@ -145,7 +152,7 @@ DirtyGuest *dirty_guest_start(const DirtyGuestOpts *opts, char **why)
     }
 
     if (!dg->opts.start_stopped && !dg->opts.incoming) {
-        dirty_guest_wait_writes(dg, 1);
+        dirty_guest_wait_running(dg);
     }
     return dg;
 }
@@ -169,9 +176,31 @@ void dirty_guest_quit(DirtyGuest *dg)
 
 void dirty_guest_read(DirtyGuest *dg, DirtyGuestStats *st)
 {
-    st->writes = qtest_readq(dg->qts, DG_STATS + DG_ST_WRITES);
+    unsigned i;
+
+    memset(st, 0, sizeof(*st));
+    st->vcpus = dg->opts.vcpus;
     st->ticks = qtest_readl(dg->qts, DG_STATS + DG_ST_TICKS);
-    st->passes = qtest_readl(dg->qts, DG_STATS + DG_ST_PASSES);
+    st->passes = UINT32_MAX;
+    for (i = 0; i < st->vcpus; i++) {
+        st->vcpu_writes[i] = qtest_readq(dg->qts,
+                                         DG_STATS_VCPU(i) + DG_ST_WRITES);
+        st->vcpu_passes[i] = qtest_readl(dg->qts,
+                                         DG_STATS_VCPU(i) + DG_ST_PASSES);
+        st->writes += st->vcpu_writes[i];
+        st->passes = MIN(st->passes, st->vcpu_passes[i]);
+    }
+}
+
+static uint64_t total_writes(DirtyGuest *dg)
+{
+    uint64_t writes = 0;
+    unsigned i;
+
+    for (i = 0; i < dg->opts.vcpus; i++) {
+        writes += qtest_readq(dg->qts, DG_STATS_VCPU(i) + DG_ST_WRITES);
+    }
+    return writes;
 }
 
 void dirty_guest_wait_writes(DirtyGuest *dg, uint64_t writes)
@@ -185,9 +214,9 @@ void dirty_guest_wait_writes(DirtyGuest *dg, uint64_t writes)
         if (!up &&
             qtest_readl(dg->qts, DG_STATS + DG_ST_MAGIC) == DG_MAGIC) {
             up = true;
-            target = qtest_readq(dg->qts, DG_STATS + DG_ST_WRITES) + writes;
+            target = total_writes(dg) + writes;
         }
-        if (up && qtest_readq(dg->qts, DG_STATS + DG_ST_WRITES) >= target) {
+        if (up && total_writes(dg) >= target) {
             return;
         }
         if (g_get_monotonic_time() > deadline) {
@@ -199,10 +228,73 @@ void dirty_guest_wait_writes(DirtyGuest *dg, uint64_t writes)
     }
 }
 
+/* Whether vCPU @i has pages to write in each batch */
+static bool vcpu_writes_pages(DirtyGuest *dg, unsigned i)
+{
+    uint64_t n = dg->opts.vcpus;
+    uint64_t per_tick = dg->opts.pages_per_tick;
+
+    return !per_tick || (i + 1) * per_tick / n > i * per_tick / n;
+}
+
+void dirty_guest_wait_running(DirtyGuest *dg)
+{
+    gint64 deadline = g_get_monotonic_time() +
+                      DIRTY_GUEST_BOOT_TIMEOUT_S * G_USEC_PER_SEC;
+    uint64_t first[DG_MAX_VCPUS];
+    bool up[DG_MAX_VCPUS] = { false };
+    unsigned i = 0;
+
+    /* One vCPU after the other: each is waited for until it is writing */
+    while (i < dg->opts.vcpus) {
+        uint32_t stats = DG_STATS_VCPU(i);
+
+        if (!up[i] && qtest_readl(dg->qts, stats + DG_ST_MAGIC) == DG_MAGIC) {
+            up[i] = true;
+            first[i] = qtest_readq(dg->qts, stats + DG_ST_WRITES);
+        }
+        if (up[i] && (!vcpu_writes_pages(dg, i) ||
+                      qtest_readq(dg->qts, stats + DG_ST_WRITES) > first[i])) {
+            i++;
+            continue;
+        }
+        if (g_get_monotonic_time() > deadline) {
+            g_error("dirty guest vCPU %u of %u made no progress in %d s (%s)",
+                    i, dg->opts.vcpus, DIRTY_GUEST_BOOT_TIMEOUT_S,
+                    up[i] ? "running, but not writing" : "never started");
+        }
+        g_usleep(POLL_INTERVAL_US);
+    }
+}
+
+void dirty_guest_vcpu_slice(DirtyGuest *dg, unsigned i, uint32_t *first,
+                            uint32_t *end)
+{
+    uint64_t n = dg->opts.vcpus;
+    uint64_t pages = dg->opts.region_pages;
+
+    g_assert_cmpuint(i, <, n);
+    *first = i * pages / n;
+    *end = (i + 1) * pages / n;
+}
+
 void dirty_guest_set_pages_per_tick(DirtyGuest *dg, uint32_t pages)
 {
     qtest_writel(dg->qts, param_addr(DG_P_PAGES_PER_TICK), pages);
     dg->opts.pages_per_tick = pages;
+}
+
+/* Completed passes over the whole region: the fewest of any vCPU */
+static uint32_t fewest_passes(DirtyGuest *dg)
+{
+    uint32_t passes = UINT32_MAX;
+    unsigned i;
+
+    for (i = 0; i < dg->opts.vcpus; i++) {
+        passes = MIN(passes, qtest_readl(dg->qts, DG_STATS_VCPU(i) +
+                                         DG_ST_PASSES));
+    }
+    return passes;
 }
 
 void dirty_guest_set_region_pages(DirtyGuest *dg, uint32_t pages)
@@ -211,7 +303,7 @@ void dirty_guest_set_region_pages(DirtyGuest *dg, uint32_t pages)
                       DIRTY_GUEST_BOOT_TIMEOUT_S * G_USEC_PER_SEC;
     uint32_t passes;
 
-    g_assert_cmpuint(pages, >, 0);
+    g_assert_cmpuint(pages, >=, dg->opts.vcpus);
     g_assert_cmpuint((uint64_t)dg->opts.region_base +
                      (uint64_t)pages * DIRTY_GUEST_PAGE_SIZE, <=,
                      (uint64_t)dg->opts.mem_mb * MiB);
@@ -219,8 +311,8 @@ void dirty_guest_set_region_pages(DirtyGuest *dg, uint32_t pages)
     dg->opts.region_pages = pages;
 
     /* the pass in progress may have started on the old region */
-    passes = qtest_readl(dg->qts, DG_STATS + DG_ST_PASSES);
-    while (qtest_readl(dg->qts, DG_STATS + DG_ST_PASSES) < passes + 2) {
+    passes = fewest_passes(dg);
+    while (fewest_passes(dg) < passes + 2) {
         if (g_get_monotonic_time() > deadline) {
             g_error("dirty guest made no pass over %" PRIu32 " pages in "
                     "%d s", pages, DIRTY_GUEST_BOOT_TIMEOUT_S);

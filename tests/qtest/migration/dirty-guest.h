@@ -19,7 +19,8 @@ typedef struct DirtyGuestOpts {
     unsigned mem_mb;            /* guest RAM; 0: 256 */
     uint32_t region_base;       /* guest-physical; 0: 1 MiB */
     uint32_t region_pages;      /* 0: 64 MiB worth */
-    uint32_t pages_per_tick;    /* 0: unpaced */
+    uint32_t pages_per_tick;    /* 0: unpaced; else the whole guest's */
+    unsigned vcpus;             /* 0: 1; at most DG_MAX_VCPUS */
     bool start_stopped;         /* -S: the sector is loaded, not run */
     bool shared_ram;            /* RAM in a file the test can read */
     bool oob;                   /* QMP with out-of-band commands */
@@ -36,9 +37,16 @@ typedef struct DirtyGuest {
 } DirtyGuest;
 
 typedef struct DirtyGuestStats {
-    uint64_t writes;            /* page writes since boot */
+    uint64_t writes;            /* page writes since boot, all vCPUs */
     uint32_t ticks;             /* 1 ms ticks since boot */
-    uint32_t passes;            /* completed passes over the region */
+    /*
+     * Completed passes over the whole region: the fewest passes any vCPU
+     * has made over its slice
+     */
+    uint32_t passes;
+    unsigned vcpus;             /* entries used in the arrays below */
+    uint64_t vcpu_writes[DG_MAX_VCPUS]; /* page writes of each vCPU */
+    uint32_t vcpu_passes[DG_MAX_VCPUS]; /* passes over its own slice */
 } DirtyGuestStats;
 
 /*
@@ -57,8 +65,21 @@ DirtyGuest *dirty_guest_start(const DirtyGuestOpts *opts, char **why);
 void dirty_guest_quit(DirtyGuest *dg);
 
 void dirty_guest_read(DirtyGuest *dg, DirtyGuestStats *st);
-/* Wait until the guest has made @writes more page writes. */
+/* Wait until the guest has made @writes more page writes, all vCPUs. */
 void dirty_guest_wait_writes(DirtyGuest *dg, uint64_t writes);
+/*
+ * Wait until every vCPU is running and has written a page since, except
+ * a vCPU whose share of a paced rate is no page at all (pages_per_tick
+ * below vcpus): that one only has to be running.
+ */
+void dirty_guest_wait_running(DirtyGuest *dg);
+/*
+ * vCPU @i's slice of the region: pages [*first, *end) of it.  vCPU i
+ * writes pages [i * P / n, (i + 1) * P / n) of the P pages, and its share
+ * [i * N / n, (i + 1) * N / n) of pages_per_tick = N in every batch.
+ */
+void dirty_guest_vcpu_slice(DirtyGuest *dg, unsigned i, uint32_t *first,
+                            uint32_t *end);
 void dirty_guest_set_pages_per_tick(DirtyGuest *dg, uint32_t pages);
 /*
  * Make the region @pages long while the guest runs; returns once the
