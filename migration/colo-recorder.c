@@ -14,8 +14,10 @@
  *    copy it and retry if a write overlapped, so they never block the
  *    COLO thread;
  *  - writers (the COLO thread committing, the monitor resetting) are
- *    serialised by the spinlock @pub_lock, contended only when a reset
- *    coincides with a commit.
+ *    serialised by the mutex @pub_lock, contended only when a reset
+ *    coincides with a commit.  Not a spinlock: a monitor thread that is
+ *    preempted in the middle of a reset must not leave the COLO thread
+ *    spinning, and writers are rare.
  *
  * So a query always sees whole checkpoints, and a reset either precedes
  * a commit (the checkpoint is counted in full after it) or follows it.
@@ -66,7 +68,7 @@ typedef struct CRStats {
     uint64_t min;
     uint64_t max;
     uint64_t last;
-    uint32_t hist[CR_HIST_BUCKETS];
+    uint64_t hist[CR_HIST_BUCKETS];
 } CRStats;
 
 typedef struct CRRecord {
@@ -159,7 +161,7 @@ static const CRRole cr_roles[COLO_MODE__MAX] = {
 };
 
 /* Published state: @pub_lock serialises writers, @pub_seq guards readers */
-static QemuSpin pub_lock;
+static QemuMutex pub_lock;
 static QemuSeqLock pub_seq;
 static CRPublic pub;
 
@@ -182,16 +184,21 @@ static struct {
     CRRecord cur;
 } cr;
 
+static void __attribute__((__constructor__)) colo_recorder_init_lock(void)
+{
+    qemu_mutex_init(&pub_lock);
+}
+
 static void pub_write_begin(void)
 {
-    qemu_spin_lock(&pub_lock);
+    qemu_mutex_lock(&pub_lock);
     seqlock_write_begin(&pub_seq);
 }
 
 static void pub_write_end(void)
 {
     seqlock_write_end(&pub_seq);
-    qemu_spin_unlock(&pub_lock);
+    qemu_mutex_unlock(&pub_lock);
 }
 
 static unsigned hist_bucket(uint64_t v)

@@ -74,6 +74,12 @@ void dirtyrate_sleep_us(int64_t us)
     qatomic_cmpxchg(&window, WINDOW_OPEN, WINDOW_CLOSED);
 }
 
+void dirtyrate_cancel_self(void)
+{
+    assert(in_measurement);
+    qatomic_set(&window, WINDOW_CANCELLED);
+}
+
 bool dirtyrate_cancel_finish(void)
 {
     assert(bql_locked());

@@ -21,6 +21,12 @@ void dirtyrate_cancel_thread_enter(void);
 void dirtyrate_sleep_us(int64_t us);
 
 /*
+ * The measurement thread gives up (it cannot measure): it ends as a
+ * cancelled one does, with no result.
+ */
+void dirtyrate_cancel_self(void);
+
+/*
  * The measurement ends (its thread, BQL held, together with the status
  * change): returns whether it was cancelled.
  */

@@ -25,15 +25,17 @@ typedef struct ColoPair {
     char *uri;
 } ColoPair;
 
-static bool colo_start_pair(ColoPair *c, const char *accel)
+static bool colo_start_sized(ColoPair *c, const char *accel,
+                             unsigned mem_mb, uint32_t region_pages)
 {
     g_autofree char *why = NULL;
     g_autofree char *dir = NULL;
     DirtyGuestOpts opts = {
         .accel = accel,
-        .mem_mb = 64,
-        .region_pages = 4096,       /* 16 MiB */
+        .mem_mb = mem_mb,
+        .region_pages = region_pages,
         .oob = true,
+        .shared_ram = true,
     };
 
     if (!dirty_guest_can_run(&opts, &why)) {
@@ -53,6 +55,12 @@ static bool colo_start_pair(ColoPair *c, const char *accel)
     c->primary = dirty_guest_start(&opts, &why);
     g_assert_nonnull(c->primary);
     return true;
+}
+
+/* A pair whose guest rewrites 16 MiB of its 64 MiB */
+static bool colo_start_pair(ColoPair *c, const char *accel)
+{
+    return colo_start_sized(c, accel, 64, 4096);
 }
 
 static void colo_stop_pair(ColoPair *c)
@@ -542,19 +550,77 @@ static void test_bitmap_scan_refused_beside_colo(const void *opaque)
     dirty_guest_quit(dg);
 }
 
+/*
+ * The documented failover (docs/COLO-FT.txt): yank the migration channel
+ * out of band, then x-colo-lost-heartbeat; wait for COLO_EXIT
+ */
+static void fail_over(QTestState *qts)
+{
+    qtest_qmp_send(qts, "{ 'exec-oob': 'yank', 'id': 'yank', "
+                   "'arguments': { 'instances': "
+                   "[ { 'type': 'migration' } ] } }");
+    qobject_unref(qtest_qmp_receive(qts));
+    qtest_qmp_assert_success(qts, "{ 'execute': 'x-colo-lost-heartbeat' }");
+    qtest_qmp_eventwait(qts, "COLO_EXIT");
+}
+
 static void failover_deadline(int sig)
 {
     g_error("failover did not complete within %d s", TIMEOUT_S);
 }
 
+/* Forget the @event events that QEMU sent so far */
+static void drop_events(QTestState *qts, const char *event)
+{
+    QDict *ev;
+
+    /* the answer comes after every event sent before it */
+    qtest_qmp_assert_success(qts, "{ 'execute': 'query-status' }");
+    while ((ev = qtest_qmp_event_ref(qts, event))) {
+        qobject_unref(ev);
+    }
+}
+
+/*
+ * Whether the primary's main loop waits for the BQL: an in-band command
+ * sent first is not answered before an out-of-band one sent 200 ms
+ * later.  If it is, both answers are read and nothing else is changed.
+ * When it returns true, the in-band command (id "status") is pending.
+ */
+static bool primary_holds_bql(QTestState *qts)
+{
+    QDict *rsp;
+    bool held;
+
+    qtest_qmp_send(qts, "{ 'execute': 'query-status', 'id': 'status' }");
+    g_usleep(200 * 1000);
+    qtest_qmp_send(qts, "{ 'exec-oob': 'query-yank', 'id': 'probe' }");
+    rsp = qtest_qmp_receive(qts);
+    held = g_str_equal(qdict_get_str(rsp, "id"), "probe");
+    qobject_unref(rsp);
+    if (!held) {
+        qobject_unref(qtest_qmp_receive(qts));
+    }
+    return held;
+}
+
+#define HUNG_ATTEMPTS 30
+
 /*
  * The documented failover when the secondary is hung or partitioned in
- * the middle of a checkpoint (here: stopped with SIGSTOP, which stands in
- * for both): the primary holds the BQL while it sends RAM with the guest
- * stopped, blocked in a send that TCP would not give up on for minutes,
- * so x-colo-lost-heartbeat alone waits for the BQL like any other
- * command.  An out-of-band yank of the migration channel ends the send;
- * x-colo-lost-heartbeat then fails over, and the guest runs again.
+ * the middle of a checkpoint: the primary holds the BQL while it sends
+ * RAM with the guest stopped, blocked in a send that TCP would not give
+ * up on for minutes, so x-colo-lost-heartbeat alone waits for the BQL
+ * like any other command.  An out-of-band yank of the migration channel
+ * ends the send; x-colo-lost-heartbeat then fails over, and the guest
+ * runs again.
+ *
+ * SIGSTOP stands in for the hang or the partition, at the chosen point:
+ * as soon as the secondary has stopped its guest for a checkpoint (its
+ * STOP event), so after it answered the primary's request and, most of
+ * the time, before all the RAM arrived: the primary is then stuck in its
+ * send, far larger than the socket holds, with the BQL.  The test checks
+ * that it is, and tries again at the next checkpoint if it is not.
  */
 static void test_failover_with_secondary_hung(const void *opaque)
 {
@@ -563,28 +629,44 @@ static void test_failover_with_secondary_hung(const void *opaque)
     DirtyGuestStats before, after;
     struct sigaction deadline = { .sa_handler = failover_deadline };
     QDict *rsp, *info;
-    pid_t secondary;
+    int attempt;
 
-    if (!colo_start_pair(&c, accel)) {
+    if (!colo_start_sized(&c, accel, 256, 4096)) {
         return;
     }
     colo_enter(&c);
+    /* up to 200 MiB to send at every checkpoint: long enough to catch */
+    dirty_guest_set_region_pages(c.primary, 51200);
     qobject_unref(wait_counted(c.primary->qts, 2));
-
-    /* the guest rewrites 16 MiB: far more than the socket holds */
-    secondary = qtest_pid(c.secondary->qts);
-    g_assert_cmpint(kill(secondary, SIGSTOP), ==, 0);
-    qtest_qmp_eventwait(c.primary->qts, "STOP");
 
     sigaction(SIGALRM, &deadline, NULL);
     alarm(TIMEOUT_S);
+    for (attempt = 1; ; attempt++) {
+        g_assert_cmpint(attempt, <=, HUNG_ATTEMPTS);
+        drop_events(c.secondary->qts, "STOP");
+        qtest_qmp_eventwait(c.secondary->qts, "STOP");
+        dirty_guest_sigstop(c.secondary);
+        if (primary_holds_bql(c.primary->qts)) {
+            break;
+        }
+        /* the RAM had arrived already: let the checkpoint finish */
+        dirty_guest_sigcont(c.secondary);
+    }
+    g_test_message("the primary hung in its RAM send at attempt %d",
+                   attempt);
+
     qtest_qmp_send(c.primary->qts, "{ 'exec-oob': 'yank', 'id': 'yank', "
                    "'arguments': { 'instances': "
                    "[ { 'type': 'migration' } ] } }");
-    rsp = qtest_qmp_receive_dict(c.primary->qts);
+    rsp = qtest_qmp_receive(c.primary->qts);
     g_assert_cmpstr(qdict_get_str(rsp, "id"), ==, "yank");
     g_assert_true(qdict_haskey(rsp, "return"));
     qobject_unref(rsp);
+    /* the command that waited for the BQL is answered now */
+    rsp = qtest_qmp_receive(c.primary->qts);
+    g_assert_cmpstr(qdict_get_str(rsp, "id"), ==, "status");
+    qobject_unref(rsp);
+
     qtest_qmp_assert_success(c.primary->qts,
                              "{ 'execute': 'x-colo-lost-heartbeat' }");
     qtest_qmp_eventwait(c.primary->qts, "COLO_EXIT");
@@ -605,9 +687,62 @@ static void test_failover_with_secondary_hung(const void *opaque)
     assert_consistent(info, "primary");
     qobject_unref(info);
 
-    g_assert_cmpint(kill(secondary, SIGCONT), ==, 0);
-    qtest_qmp_assert_success(c.secondary->qts,
-                             "{ 'execute': 'x-colo-lost-heartbeat' }");
+    dirty_guest_sigcont(c.secondary);
+    fail_over(c.secondary->qts);
+    colo_stop_pair(&c);
+}
+
+/*
+ * The secondary takes over with exactly the memory of the last
+ * checkpoint.  The guest dirties memory on both sides between
+ * checkpoints; it is then frozen on the primary (no write at all, not
+ * even its clock), and two checkpoints later the secondary must hold the
+ * primary's memory byte for byte, having restored every page its own
+ * run of the guest dirtied.  Before that, a dirty-bitmap measurement is
+ * tried on the secondary: without KVM it would clear the dirty bits that
+ * the restore relies on, which is why it is refused.
+ */
+static void test_secondary_takes_over_checkpoint_memory(const void *opaque)
+{
+    const char *accel = opaque;
+    ColoPair c = { 0 };
+    QDict *rsp, *info;
+    int64_t n;
+    uint64_t differ;
+
+    if (!colo_start_pair(&c, accel)) {
+        return;
+    }
+    colo_enter(&c);
+    qobject_unref(wait_counted(c.secondary->qts, 2));
+
+    rsp = qtest_qmp(c.secondary->qts, "{ 'execute': 'calc-dirty-rate', "
+                    "'arguments': { 'calc-time': 1, "
+                    "'mode': 'dirty-bitmap' } }");
+    if (!qdict_haskey(rsp, "error")) {
+        g_test_message("the secondary accepted a dirty-bitmap measurement");
+        qobject_unref(dirtyrate_wait(c.secondary->qts));
+    }
+    qobject_unref(rsp);
+
+    dirty_guest_set_frozen(c.primary, true);
+    info = info_checkpoint(c.secondary->qts);
+    n = qdict_get_int(info, "tot_num");
+    qobject_unref(info);
+    qobject_unref(wait_counted(c.secondary->qts, n + 2));
+
+    /* the primary dies (hangs): the secondary takes over */
+    dirty_guest_sigstop(c.primary);
+    fail_over(c.secondary->qts);
+    qtest_qmp_assert_success(c.secondary->qts, "{ 'execute': 'stop' }");
+    differ = dirty_guest_ram_differences(c.primary, c.secondary);
+    g_test_message("%" PRIu64 " pages differ", differ);
+    g_assert_cmpuint(differ, ==, 0);
+
+    /* and the guest goes on from there on the secondary */
+    qtest_qmp_assert_success(c.secondary->qts, "{ 'execute': 'cont' }");
+    dirty_guest_set_frozen(c.secondary, false);
+    dirty_guest_wait_writes(c.secondary, 1000);
     colo_stop_pair(&c);
 }
 
@@ -639,6 +774,8 @@ int main(int argc, char **argv)
             test_failover_keeps_numbers);
         add(accels[i], "failover-with-the-secondary-hung-mid-checkpoint",
             test_failover_with_secondary_hung);
+        add(accels[i], "secondary-takes-over-with-the-checkpoint-memory",
+            test_secondary_takes_over_checkpoint_memory);
     }
     return g_test_run();
 }

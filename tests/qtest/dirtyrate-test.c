@@ -221,6 +221,7 @@ static void test_sampling_interval_covers_truth(const void *opaque)
     if (!dg) {
         return;
     }
+    fit_region(dg, 100, dg->opts.region_pages);
     while (runs < COVERAGE_RUNS) {
         double truth;
         bool valid;
@@ -1086,7 +1087,7 @@ static void test_bitmap_excludes_migration(const void *opaque)
                              " 'arguments': { 'max-bandwidth': 65536 } }");
     qtest_qmp_assert_success(dg->qts, "{ 'execute': 'migrate', 'arguments': "
                              "{ 'uri': 'exec:cat >/dev/null' } }");
-    assert_calc_fails(dg->qts, info, "while a migration is running",
+    assert_calc_fails(dg->qts, info, "while a migration or COLO is running",
                       "{ 'calc-time': 1, 'mode': 'dirty-bitmap' }");
     qobject_unref(info);
     qtest_qmp_assert_success(dg->qts, "{ 'execute': 'migrate_cancel' }");

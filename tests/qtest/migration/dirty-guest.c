@@ -7,6 +7,7 @@
 
 #include "qemu/osdep.h"
 #include <sys/mman.h>
+#include <signal.h>
 #include "qemu/units.h"
 #include "libqtest.h"
 #include "qobject/qdict.h"
@@ -161,6 +162,9 @@ void dirty_guest_quit(DirtyGuest *dg)
 {
     if (!dg) {
         return;
+    }
+    if (dg->sigstopped) {
+        dirty_guest_sigcont(dg);
     }
     qtest_quit(dg->qts);
     unlink(dg->disk);
@@ -321,6 +325,28 @@ void dirty_guest_set_region_pages(DirtyGuest *dg, uint32_t pages)
     }
 }
 
+void dirty_guest_set_frozen(DirtyGuest *dg, bool frozen)
+{
+    gint64 deadline = g_get_monotonic_time() +
+                      DIRTY_GUEST_BOOT_TIMEOUT_S * G_USEC_PER_SEC;
+    DirtyGuestStats a, b;
+
+    qtest_writel(dg->qts, param_addr(DG_P_FREEZE), frozen);
+    if (!frozen) {
+        return;
+    }
+    dirty_guest_read(dg, &b);
+    do {
+        a = b;
+        g_usleep(20 * 1000);
+        dirty_guest_read(dg, &b);
+        if (g_get_monotonic_time() > deadline) {
+            g_error("dirty guest still writes %d s after it was frozen",
+                    DIRTY_GUEST_BOOT_TIMEOUT_S);
+        }
+    } while (b.writes != a.writes);
+}
+
 double dirty_guest_write_rate(DirtyGuest *dg, int ms)
 {
     DirtyGuestStats a, b;
@@ -332,6 +358,29 @@ double dirty_guest_write_rate(DirtyGuest *dg, int ms)
     dirty_guest_read(dg, &b);
     t1 = g_get_monotonic_time();
     return (b.writes - a.writes) * (double)G_USEC_PER_SEC / (t1 - t0);
+}
+
+static void sigcont_on_abort(void *opaque)
+{
+    DirtyGuest *dg = opaque;
+
+    kill(qtest_pid(dg->qts), SIGCONT);
+}
+
+void dirty_guest_sigstop(DirtyGuest *dg)
+{
+    g_assert_false(dg->sigstopped);
+    qtest_add_abrt_handler(sigcont_on_abort, dg);
+    g_assert_cmpint(kill(qtest_pid(dg->qts), SIGSTOP), ==, 0);
+    dg->sigstopped = true;
+}
+
+void dirty_guest_sigcont(DirtyGuest *dg)
+{
+    g_assert_true(dg->sigstopped);
+    g_assert_cmpint(kill(qtest_pid(dg->qts), SIGCONT), ==, 0);
+    qtest_remove_abrt_handler(dg);
+    dg->sigstopped = false;
 }
 
 static bool guest_running(QTestState *qts)
@@ -366,8 +415,8 @@ uint64_t dirty_guest_ram_differences(DirtyGuest *a, DirtyGuest *b)
     g_assert_nonnull(a->ram_path);
     g_assert_nonnull(b->ram_path);
     g_assert_cmpuint(a->opts.mem_mb, ==, b->opts.mem_mb);
-    g_assert_false(guest_running(a->qts));
-    g_assert_false(guest_running(b->qts));
+    g_assert_true(a->sigstopped || !guest_running(a->qts));
+    g_assert_true(b->sigstopped || !guest_running(b->qts));
 
     pa = map_ram(a, len);
     pb = map_ram(b, len);

@@ -34,6 +34,7 @@ typedef struct DirtyGuest {
     char *tmpdir;
     char *disk;
     char *ram_path;             /* with shared_ram */
+    bool sigstopped;            /* see dirty_guest_sigstop() */
 } DirtyGuest;
 
 typedef struct DirtyGuestStats {
@@ -86,14 +87,27 @@ void dirty_guest_set_pages_per_tick(DirtyGuest *dg, uint32_t pages);
  * guest has written every page of it since.
  */
 void dirty_guest_set_region_pages(DirtyGuest *dg, uint32_t pages);
+/*
+ * Stop every vCPU of the guest from writing to memory (returns once none
+ * does), or let them go on.
+ */
+void dirty_guest_set_frozen(DirtyGuest *dg, bool frozen);
 /* Page writes per second the guest makes over about @ms of host time */
 double dirty_guest_write_rate(DirtyGuest *dg, int ms);
 uint64_t dirty_guest_region_bytes(DirtyGuest *dg);
 uint64_t dirty_guest_ram_bytes(DirtyGuest *dg);
 
 /*
+ * Stop the QEMU process of @dg with SIGSTOP, which stands in for a host
+ * that hangs or a peer cut off; it is continued with SIGCONT by
+ * dirty_guest_sigcont(), or if the test aborts meanwhile.
+ */
+void dirty_guest_sigstop(DirtyGuest *dg);
+void dirty_guest_sigcont(DirtyGuest *dg);
+
+/*
  * Compare the RAM of two guests started with shared_ram, byte for byte:
- * both must be stopped.  Returns the number of target pages that differ,
+ * both must be stopped (by QMP stop, or dirty_guest_sigstop()).  Returns the number of target pages that differ,
  * and logs the first few.
  */
 uint64_t dirty_guest_ram_differences(DirtyGuest *a, DirtyGuest *b);

@@ -20,7 +20,9 @@
  * Each write stores the running write count into the first word of the
  * page, so every write changes the page's contents (page sampling hashes
  * them).  Parameters are read on every step from the sector itself, so the
- * host may change them while the guest runs; statistics are kept at
+ * host may change them while the guest runs (a non-zero freeze parameter
+ * stops every vCPU from writing anything, its statistics included, until
+ * it is zero again); statistics are kept at
  * DG_STATS, just past the sector, where the host reads them:
  *
  *   +0  u64 page writes since boot
@@ -146,6 +148,8 @@ up:
     xor ebx, ebx                    /* ebx: batches served when paced */
 
 main_loop:
+    cmp byte ptr [params + DG_P_FREEZE], 0
+    jne main_loop                   /* frozen: no write, not even time */
     cmp ebp, DG_STATS
     jne 1f
     call poll_timer                 /* vCPU 0 keeps the time */
@@ -289,6 +293,7 @@ params:
     .long 0                         /* DG_P_PAGES_PER_TICK */
     .long 0                         /* DG_P_TICKS_PER_BATCH */
     .long 0                         /* DG_P_VCPUS */
+    .long 0                         /* DG_P_FREEZE */
 
     .org 510
     .byte 0x55, 0xaa

@@ -18,6 +18,7 @@
 #define DG_P_PAGES_PER_TICK     8   /* 0: unpaced, else pages per tick */
 #define DG_P_TICKS_PER_BATCH    12  /* 0 or 1: a batch every tick */
 #define DG_P_VCPUS              16  /* 0 or 1: the BSP alone, else vCPUs */
+#define DG_P_FREEZE             20  /* not 0: every vCPU stops writing */
 
 #define DG_DEFAULT_REGION_BASE  0x100000
 #define DG_DEFAULT_REGION_PAGES 1024
