@@ -996,8 +996,13 @@ static void test_ring_vcpu_hotplug(const void *opaque)
     qobject_unref(rsp);
     g_assert_nonnull(props);
 
-    dirtyrate_calc(dg->qts, "dirty-ring", 2000, 0);
+    /*
+     * Plug it well inside the window: the measurement notices a vCPU
+     * set that changed between the window's start and its end.
+     */
+    dirtyrate_calc(dg->qts, "dirty-ring", 5000, 0);
     wait_for_status(dg->qts, "measuring");
+    g_usleep(G_USEC_PER_SEC);
     qtest_qmp_assert_success(dg->qts, "{ 'execute': 'device_add', "
                              "'arguments': %p }", props);
     info = dirtyrate_wait(dg->qts);
@@ -1136,6 +1141,8 @@ static void test_bad_input_keeps_result(const void *opaque)
                       "{ 'calc-time': 9223372036854775807 }");
     assert_calc_fails(dg->qts, prev, range,
                       "{ 'calc-time': -9223372036854775808 }");
+    assert_calc_fails(dg->qts, prev, range,
+                      "{ 'calc-time': -18446744073709551 }");
     assert_calc_fails(dg->qts, prev, range,
                       "{ 'calc-time': 9223372036854775807, "
                       "'calc-time-unit': 'millisecond' }");

@@ -107,8 +107,8 @@ void dirty_guest_sigcont(DirtyGuest *dg);
 
 /*
  * Compare the RAM of two guests started with shared_ram, byte for byte:
- * both must be stopped (by QMP stop, or dirty_guest_sigstop()).  Returns the number of target pages that differ,
- * and logs the first few.
+ * both must be stopped (by QMP stop, or dirty_guest_sigstop()).  Returns
+ * the number of target pages that differ, and logs the first few.
  */
 uint64_t dirty_guest_ram_differences(DirtyGuest *a, DirtyGuest *b);
 
