@@ -535,6 +535,7 @@ typedef struct AccuracyCase {
     const char *mode;
     int64_t ms;
     uint32_t region_mib;
+    unsigned vcpus;             /* 0: 1 */
 } AccuracyCase;
 
 static void assert_counted_pages(DirtyGuest *dg, QDict *info, double truth)
@@ -743,6 +744,7 @@ static void test_migration_loses_nothing(const void *opaque)
         .dirty_ring_size = c->ac->dirty_ring_size,
         .mem_mb = 128,
         .shared_ram = true,
+        .vcpus = c->vcpus,
     };
     DirtyGuest *src, *dst;
     DirtyGuestStats st;
@@ -1021,6 +1023,65 @@ static void test_ring_vcpu_hotplug(const void *opaque)
     info = dirtyrate_wait(dg->qts);
     g_assert_cmpstr(qdict_get_str(info, "status"), ==, "measured");
     qobject_unref(info);
+    dirty_guest_quit(dg);
+}
+
+/*
+ * Four vCPUs that all dirty memory fill their rings together: without a
+ * dirty limit, the first to get the BQL reaps every ring and the others
+ * then find nothing to collect.  None of them may take its ring for
+ * stuck (a "recovery" of a healthy ring hands KVM slots it never
+ * published, and the ring is full for good): every vCPU keeps writing
+ * through and after ring measurements, and each has its rate.
+ */
+static void test_ring_busy_vcpus_keep_running(const void *opaque)
+{
+    const AccelCase *ac = opaque;
+    g_autofree char *why = NULL;
+    DirtyGuestOpts opts = {
+        .accel = ac->accel,
+        .dirty_ring_size = ac->dirty_ring_size,
+        .vcpus = 4,
+    };
+    DirtyGuest *dg;
+    int i, m;
+
+    if (!dirty_guest_can_run(&opts, &why)) {
+        g_test_skip(why);
+        return;
+    }
+    dg = dirty_guest_start(&opts, &why);
+    if (!dg) {
+        g_test_skip(why);
+        return;
+    }
+    for (m = 0; m < 3; m++) {
+        DirtyGuestStats a, b;
+        const QListEntry *e;
+        QDict *info;
+        int n = 0;
+
+        dirty_guest_read(dg, &a);
+        dirtyrate_calc(dg->qts, "dirty-ring", 1000, 0);
+        info = dirtyrate_wait(dg->qts);
+        g_assert_cmpstr(qdict_get_str(info, "status"), ==, "measured");
+        QLIST_FOREACH_ENTRY(qdict_get_qlist(info, "vcpu-dirty-rate"), e) {
+            n++;
+        }
+        g_assert_cmpint(n, ==, 4);
+        g_test_message("measurement %d: %" PRId64 " MiB/s, %" PRIu64
+                       " ring overflows", m + 1,
+                       qdict_get_int(info, "dirty-rate"),
+                       qdict_get_uint(info, "dirty-ring-overflows"));
+        qobject_unref(info);
+
+        /* every vCPU wrote during it, and goes on writing after it */
+        dirty_guest_read(dg, &b);
+        for (i = 0; i < 4; i++) {
+            g_assert_cmpuint(b.vcpu_writes[i], >, a.vcpu_writes[i]);
+        }
+        dirty_guest_wait_running(dg);
+    }
     dirty_guest_quit(dg);
 }
 
@@ -1735,6 +1796,9 @@ int main(int argc, char **argv)
         { &accel_kvm, "dirty-bitmap", 5000 },
         { &accel_kvm_ring, NULL, 0 },
         { &accel_kvm_ring, "dirty-ring", 5000 },
+        { &accel_tcg, NULL, 5000, 0, 4 },
+        { &accel_kvm, "dirty-bitmap", 5000, 0, 4 },
+        { &accel_kvm_ring, "dirty-ring", 5000, 0, 4 },
     };
     int i;
 
@@ -1759,6 +1823,8 @@ int main(int argc, char **argv)
              test_ring_refuses_bitmap);
     add_test("dirty-ring/vcpu-plugged-during-a-measurement", &accel_kvm_ring,
              test_ring_vcpu_hotplug);
+    add_test("dirty-ring/four-busy-vcpus-keep-running", &accel_kvm_ring,
+             test_ring_busy_vcpus_keep_running);
     add_test("hmp/calc-and-info-show-the-result", &accel_kvm_ring,
              test_hmp);
 
@@ -1799,8 +1865,9 @@ int main(int argc, char **argv)
     for (i = 0; i < ARRAY_SIZE(migrating); i++) {
         const AccuracyCase *c = &migrating[i];
         g_autofree char *what = g_strdup_printf(
-            "migration/%s/destination-memory-equals-source",
-            c->ms ? (c->mode ? c->mode : "page-sampling") : "no-measurement");
+            "migration/%s%s/destination-memory-equals-source",
+            c->ms ? (c->mode ? c->mode : "page-sampling") : "no-measurement",
+            c->vcpus > 1 ? "-4-vcpus" : "");
 
         add_case(what, c, test_migration_loses_nothing);
     }
