@@ -491,6 +491,25 @@ static void test_failover_keeps_numbers(const void *opaque)
     colo_stop_pair(&c);
 }
 
+/* A one-second dirty-bitmap measurement on @qts: the answer */
+static QDict *try_bitmap_measurement(QTestState *qts)
+{
+    return qtest_qmp(qts, "{ 'execute': 'calc-dirty-rate', "
+                     "'arguments': { 'calc-time': 1, "
+                     "'mode': 'dirty-bitmap' } }");
+}
+
+/* A pair in COLO that has completed two checkpoints */
+static bool colo_start_running(ColoPair *c, const char *accel)
+{
+    if (!colo_start_pair(c, accel)) {
+        return false;
+    }
+    colo_enter(c);
+    qobject_unref(wait_counted(c->secondary->qts, 2));
+    return true;
+}
+
 /*
  * Without KVM, a dirty-bitmap measurement clears the migration dirty
  * bitmap that COLO relies on: on the secondary, colo_flush_ram_cache()
@@ -514,20 +533,14 @@ static void test_bitmap_scan_refused_beside_colo(const void *opaque)
     DirtyGuest *dg;
     QDict *rsp;
 
-    if (!colo_start_pair(&c, accel)) {
+    if (!colo_start_running(&c, accel)) {
         return;
     }
-    colo_enter(&c);
-    qobject_unref(wait_counted(c.secondary->qts, 2));
-    rsp = qtest_qmp(c.secondary->qts, "{ 'execute': 'calc-dirty-rate', "
-                    "'arguments': { 'calc-time': 1, "
-                    "'mode': 'dirty-bitmap' } }");
+    rsp = try_bitmap_measurement(c.secondary->qts);
     g_assert_nonnull(strstr(qdict_get_str(qdict_get_qdict(rsp, "error"),
                                           "desc"), "COLO"));
     qobject_unref(rsp);
-    rsp = qtest_qmp(c.primary->qts, "{ 'execute': 'calc-dirty-rate', "
-                    "'arguments': { 'calc-time': 1, "
-                    "'mode': 'dirty-bitmap' } }");
+    rsp = try_bitmap_measurement(c.primary->qts);
     g_assert_true(qdict_haskey(rsp, "error"));
     qobject_unref(rsp);
     /* page sampling touches no dirty bit: it may measure */
@@ -710,15 +723,10 @@ static void test_secondary_takes_over_checkpoint_memory(const void *opaque)
     int64_t n;
     uint64_t differ;
 
-    if (!colo_start_pair(&c, accel)) {
+    if (!colo_start_running(&c, accel)) {
         return;
     }
-    colo_enter(&c);
-    qobject_unref(wait_counted(c.secondary->qts, 2));
-
-    rsp = qtest_qmp(c.secondary->qts, "{ 'execute': 'calc-dirty-rate', "
-                    "'arguments': { 'calc-time': 1, "
-                    "'mode': 'dirty-bitmap' } }");
+    rsp = try_bitmap_measurement(c.secondary->qts);
     if (!qdict_haskey(rsp, "error")) {
         g_test_message("the secondary accepted a dirty-bitmap measurement");
         qobject_unref(dirtyrate_wait(c.secondary->qts));

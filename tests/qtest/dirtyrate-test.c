@@ -36,6 +36,23 @@ static const AccelCase accel_kvm_ring = { "kvm-dirty-ring", "kvm", 4096 };
 static char *hmp(QTestState *qts, const char *cmd);
 static void wait_for_status(QTestState *qts, const char *status);
 
+/* Start a guest with @opts, or skip the test saying why it cannot run */
+static DirtyGuest *start_guest_opts(const DirtyGuestOpts *opts)
+{
+    g_autofree char *why = NULL;
+    DirtyGuest *dg;
+
+    if (!dirty_guest_can_run(opts, &why)) {
+        g_test_skip(why);
+        return NULL;
+    }
+    dg = dirty_guest_start(opts, &why);
+    if (!dg) {
+        g_test_skip(why);
+    }
+    return dg;
+}
+
 static DirtyGuest *start_guest(const AccelCase *ac, uint32_t region_pages)
 {
     DirtyGuestOpts opts = {
@@ -43,18 +60,8 @@ static DirtyGuest *start_guest(const AccelCase *ac, uint32_t region_pages)
         .dirty_ring_size = ac->dirty_ring_size,
         .region_pages = region_pages,
     };
-    g_autofree char *why = NULL;
-    DirtyGuest *dg;
 
-    if (!dirty_guest_can_run(&opts, &why)) {
-        g_test_skip(why);
-        return NULL;
-    }
-    dg = dirty_guest_start(&opts, &why);
-    if (!dg) {
-        g_test_skip(why);
-    }
-    return dg;
+    return start_guest_opts(&opts);
 }
 
 /*
@@ -746,17 +753,11 @@ static void test_migration_loses_nothing(const void *opaque)
         .shared_ram = true,
         .vcpus = c->vcpus,
     };
-    DirtyGuest *src, *dst;
+    DirtyGuest *src = start_guest_opts(&opts), *dst;
     DirtyGuestStats st;
     uint64_t differ;
 
-    if (!dirty_guest_can_run(&opts, &why)) {
-        g_test_skip(why);
-        return;
-    }
-    src = dirty_guest_start(&opts, &why);
     if (!src) {
-        g_test_skip(why);
         return;
     }
     dir = g_dir_make_tmp("dirtyrate-migration-XXXXXX", NULL);
@@ -965,7 +966,6 @@ static void test_ring_guest_keeps_running(const void *opaque)
 static void test_ring_vcpu_hotplug(const void *opaque)
 {
     const AccelCase *ac = opaque;
-    g_autofree char *why = NULL;
     DirtyGuestOpts opts = {
         .accel = ac->accel,
         .dirty_ring_size = ac->dirty_ring_size,
@@ -973,16 +973,10 @@ static void test_ring_vcpu_hotplug(const void *opaque)
     };
     const QListEntry *e;
     QDict *rsp, *props = NULL, *info;
-    DirtyGuest *dg;
+    DirtyGuest *dg = start_guest_opts(&opts);
     int nvcpu = 0;
 
-    if (!dirty_guest_can_run(&opts, &why)) {
-        g_test_skip(why);
-        return;
-    }
-    dg = dirty_guest_start(&opts, &why);
     if (!dg) {
-        g_test_skip(why);
         return;
     }
     rsp = qtest_qmp(dg->qts, "{ 'execute': 'query-hotpluggable-cpus' }");
@@ -1037,22 +1031,15 @@ static void test_ring_vcpu_hotplug(const void *opaque)
 static void test_ring_busy_vcpus_keep_running(const void *opaque)
 {
     const AccelCase *ac = opaque;
-    g_autofree char *why = NULL;
     DirtyGuestOpts opts = {
         .accel = ac->accel,
         .dirty_ring_size = ac->dirty_ring_size,
         .vcpus = 4,
     };
-    DirtyGuest *dg;
+    DirtyGuest *dg = start_guest_opts(&opts);
     int i, m;
 
-    if (!dirty_guest_can_run(&opts, &why)) {
-        g_test_skip(why);
-        return;
-    }
-    dg = dirty_guest_start(&opts, &why);
     if (!dg) {
-        g_test_skip(why);
         return;
     }
     for (m = 0; m < 3; m++) {
