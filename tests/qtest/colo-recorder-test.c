@@ -577,6 +577,25 @@ static void fail_over(QTestState *qts)
     qtest_qmp_eventwait(qts, "COLO_EXIT");
 }
 
+/* Wait until the guest of @qts runs again (after a failover) */
+static void wait_running(QTestState *qts)
+{
+    gint64 deadline = g_get_monotonic_time() + TIMEOUT_S * G_USEC_PER_SEC;
+
+    for (;;) {
+        QDict *rsp = qtest_qmp_assert_success_ref(qts,
+                                        "{ 'execute': 'query-status' }");
+        bool running = qdict_get_bool(rsp, "running");
+
+        qobject_unref(rsp);
+        if (running) {
+            return;
+        }
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(10000);
+    }
+}
+
 static void failover_deadline(int sig)
 {
     g_error("failover did not complete within %d s", TIMEOUT_S);
@@ -617,7 +636,7 @@ static bool primary_holds_bql(QTestState *qts)
     return held;
 }
 
-#define HUNG_ATTEMPTS 30
+#define HUNG_ATTEMPTS 60
 
 /*
  * The documented failover when the secondary is hung or partitioned in
@@ -648,8 +667,14 @@ static void test_failover_with_secondary_hung(const void *opaque)
         return;
     }
     colo_enter(&c);
-    /* up to 200 MiB to send at every checkpoint: long enough to catch */
+    /*
+     * Up to 200 MiB to send at every checkpoint, a second apart: long
+     * enough to catch, even for a slow guest on a busy host.
+     */
     dirty_guest_set_region_pages(c.primary, 51200);
+    qtest_qmp_assert_success(c.primary->qts,
+                             "{ 'execute': 'migrate-set-parameters',"
+                             " 'arguments': { 'x-checkpoint-delay': 1000 } }");
     qobject_unref(wait_counted(c.primary->qts, 2));
 
     sigaction(SIGALRM, &deadline, NULL);
@@ -685,10 +710,7 @@ static void test_failover_with_secondary_hung(const void *opaque)
     qtest_qmp_eventwait(c.primary->qts, "COLO_EXIT");
     alarm(0);
 
-    rsp = qtest_qmp_assert_success_ref(c.primary->qts,
-                                       "{ 'execute': 'query-status' }");
-    g_assert_true(qdict_get_bool(rsp, "running"));
-    qobject_unref(rsp);
+    wait_running(c.primary->qts);
     dirty_guest_read(c.primary, &before);
     dirty_guest_wait_writes(c.primary, 1000);
     dirty_guest_read(c.primary, &after);
