@@ -94,7 +94,7 @@ static bool kvm_enabled_in(QTestState *qts)
 DirtyGuest *dirty_guest_start(const DirtyGuestOpts *opts, char **why)
 {
     DirtyGuest *dg = g_new0(DirtyGuest, 1);
-    g_autofree char *accel = NULL;
+    g_autoptr(GString) accel = NULL;
     g_autofree char *args = NULL;
     g_autofree char *ram = NULL;
     const char *cpu = "";
@@ -105,11 +105,13 @@ DirtyGuest *dirty_guest_start(const DirtyGuestOpts *opts, char **why)
     g_assert(dg->tmpdir);
     dg->disk = write_disk(&dg->opts, dg->tmpdir);
 
+    accel = g_string_new(dg->opts.accel);
     if (dg->opts.dirty_ring_size) {
-        accel = g_strdup_printf("%s,dirty-ring-size=%u", dg->opts.accel,
-                                dg->opts.dirty_ring_size);
-    } else {
-        accel = g_strdup(dg->opts.accel);
+        g_string_append_printf(accel, ",dirty-ring-size=%u",
+                               dg->opts.dirty_ring_size);
+    }
+    if (dg->opts.accel_props) {
+        g_string_append_printf(accel, ",%s", dg->opts.accel_props);
     }
     /*
      * If the accelerator fails to initialise (e.g. the host has no dirty
@@ -136,8 +138,8 @@ DirtyGuest *dirty_guest_start(const DirtyGuestOpts *opts, char **why)
     }
     args = g_strdup_printf("-accel %s %s -machine pc -m %u -smp %u %s "
                            "-nodefaults -display none "
-                           "-drive file=%s,format=raw %s %s %s %s", accel,
-                           cpu,
+                           "-drive file=%s,format=raw %s %s %s %s",
+                           accel->str, cpu,
                            dg->opts.mem_mb, dg->opts.vcpus, ram ? ram : "",
                            dg->disk,
                            dg->opts.start_stopped ? "-S" : "",
@@ -155,7 +157,7 @@ DirtyGuest *dirty_guest_start(const DirtyGuestOpts *opts, char **why)
 
     if (g_str_equal(dg->opts.accel, "kvm") && !kvm_enabled_in(dg->qts)) {
         *why = g_strdup_printf("KVM could not be initialised with %s%s",
-                               accel, dg->opts.dirty_ring_size ?
+                               accel->str, dg->opts.dirty_ring_size ?
                                " (the host KVM has no dirty ring)" : "");
         dirty_guest_quit(dg);
         return NULL;

@@ -16,6 +16,7 @@
 typedef struct DirtyGuestOpts {
     const char *accel;          /* "tcg" or "kvm" */
     unsigned dirty_ring_size;   /* KVM dirty ring entries; 0: bitmap */
+    const char *accel_props;    /* more properties of -accel, or NULL */
     unsigned mem_mb;            /* guest RAM; 0: 256 */
     uint32_t region_base;       /* guest-physical; 0: 1 MiB */
     uint32_t region_pages;      /* 0: 64 MiB worth */
