@@ -793,6 +793,7 @@ static void test_migration_loses_nothing(const void *opaque)
     g_autofree char *uri = NULL;
     g_autofree char *status = NULL;
     g_autofree char *error = NULL;
+    g_autofree char *overflow_log = NULL;
     DirtyGuestOpts opts = {
         .accel = c->ac->accel,
         .dirty_ring_size = c->ac->dirty_ring_size,
@@ -821,6 +822,12 @@ static void test_migration_loses_nothing(const void *opaque)
     qtest_qmp_assert_success(src->qts, "{ 'execute': 'migrate-set-parameters',"
                              " 'arguments': { 'downtime-limit': 2000,"
                              " 'max-bandwidth': 10737418240 } }");
+    if (c->ac->dirty_ring_size) {
+        /* every overflow from now on, see below */
+        overflow_log = g_strdup_printf("%s/overflows.log", dir);
+        g_free(qtest_hmp(src->qts, "logfile %s", overflow_log));
+        g_free(qtest_hmp(src->qts, "trace-event kvm_dirty_ring_overflow on"));
+    }
     qtest_qmp_assert_success(src->qts, "{ 'execute': 'migrate', 'arguments': "
                              "{ 'uri': %s } }", uri);
     status = wait_migration_end(src->qts, &error);
@@ -848,6 +855,31 @@ static void test_migration_loses_nothing(const void *opaque)
     }
     dirty_guest_quit(dst);
     dirty_guest_quit(src);
+
+    /*
+     * A ring that overflowed while the migration tracked dirty pages may
+     * have lost pages that no memory comparison is sure to catch (they
+     * may have been rewritten and resent since): such a migration must
+     * fail, and one that failed for it must have seen an overflow.
+     */
+    if (overflow_log) {
+        g_autofree char *text = NULL;
+        unsigned overflows = 0;
+        const char *p;
+
+        g_assert_true(g_file_get_contents(overflow_log, &text, NULL, NULL));
+        for (p = text; (p = strstr(p, "kvm_dirty_ring_overflow ")); p++) {
+            overflows++;
+        }
+        g_test_message("%u ring overflows since the migration started",
+                       overflows);
+        if (g_str_equal(status, "failed")) {
+            g_assert_cmpuint(overflows, >, 0);
+        } else {
+            g_assert_cmpuint(overflows, ==, 0);
+        }
+        unlink(overflow_log);
+    }
     rmdir(dir);
 }
 
