@@ -101,62 +101,70 @@ typedef struct CRPublic {
     CRRecord ring[CR_RING_SIZE];
 } CRPublic;
 
-/* The phases one side goes through, and how they group */
+/*
+ * What a phase is: whether the guest is stopped in it, and which legacy
+ * ColoCheckpointInfo member (dev-time, ram-time, ...) sums it
+ */
+enum {
+    CR_PAUSED   = 1u << 0,      /* the guest is stopped */
+    CR_STREAM   = 1u << 1,      /* the stream bytes it moves are RAM */
+    CR_DEV      = 1u << 2,      /* @dev-time */
+    CR_RAM      = 1u << 3,      /* @ram-time */
+    CR_WAIT     = 1u << 4,      /* @vmstate-time */
+    CR_STATE    = 1u << 5,      /* @stat-time */
+};
+
+typedef struct CRPhase {
+    ColoCheckpointPhase phase;
+    unsigned flags;
+} CRPhase;
+
+/* The phases one side goes through, in order */
 typedef struct CRRole {
     const char *name;
+    const CRPhase *phases;
     int nphases;
-    ColoCheckpointPhase phases[CR_MAX_PHASES];
-    int pause_first, pause_last;    /* slots the guest is stopped in */
-    int stream_slot;                /* slot whose stream bytes are RAM */
-    uint32_t dev_slots, ram_slots, wait_slots, state_slots;
 } CRRole;
 
-#define SLOT(n) (1u << (n))
+static const CRPhase cr_primary_phases[] = {
+    { COLO_CHECKPOINT_PHASE_REQUEST,        CR_WAIT },
+    { COLO_CHECKPOINT_PHASE_VM_STOP,        CR_PAUSED | CR_STATE },
+    { COLO_CHECKPOINT_PHASE_REPLICATION,    CR_PAUSED },
+    { COLO_CHECKPOINT_PHASE_DEVICE_SAVE,    CR_PAUSED | CR_DEV },
+    { COLO_CHECKPOINT_PHASE_RAM_SEND,       CR_PAUSED | CR_RAM | CR_STREAM },
+    { COLO_CHECKPOINT_PHASE_DEVICE_SEND,    CR_PAUSED | CR_DEV },
+    { COLO_CHECKPOINT_PHASE_WAIT_RECEIVED,  CR_PAUSED | CR_WAIT },
+    { COLO_CHECKPOINT_PHASE_COMPARE_NOTIFY, CR_PAUSED },
+    { COLO_CHECKPOINT_PHASE_WAIT_LOADED,    CR_PAUSED | CR_WAIT },
+    { COLO_CHECKPOINT_PHASE_VM_START,       CR_PAUSED | CR_STATE },
+};
+
+static const CRPhase cr_secondary_phases[] = {
+    { COLO_CHECKPOINT_PHASE_STOP_AND_REPLY, CR_PAUSED | CR_STATE },
+    { COLO_CHECKPOINT_PHASE_WAIT_VMSTATE,   CR_PAUSED | CR_WAIT },
+    { COLO_CHECKPOINT_PHASE_RAM_LOAD,       CR_PAUSED | CR_RAM | CR_STREAM },
+    { COLO_CHECKPOINT_PHASE_DEVICE_RECEIVE, CR_PAUSED | CR_DEV },
+    { COLO_CHECKPOINT_PHASE_RAM_FLUSH,      CR_PAUSED | CR_RAM },
+    { COLO_CHECKPOINT_PHASE_DEVICE_LOAD,    CR_PAUSED | CR_DEV },
+    { COLO_CHECKPOINT_PHASE_REPLICATION,    CR_PAUSED },
+    { COLO_CHECKPOINT_PHASE_FILTER_NOTIFY,  CR_PAUSED },
+    { COLO_CHECKPOINT_PHASE_VM_START,       CR_PAUSED | CR_STATE },
+    { COLO_CHECKPOINT_PHASE_SEND_LOADED,    0 },
+};
+
+QEMU_BUILD_BUG_ON(ARRAY_SIZE(cr_primary_phases) > CR_MAX_PHASES);
+QEMU_BUILD_BUG_ON(ARRAY_SIZE(cr_secondary_phases) > CR_MAX_PHASES);
 
 static const CRRole cr_roles[COLO_MODE__MAX] = {
     [COLO_MODE_PRIMARY] = {
         .name = "primary",
-        .nphases = 10,
-        .phases = {
-            COLO_CHECKPOINT_PHASE_REQUEST,
-            COLO_CHECKPOINT_PHASE_VM_STOP,
-            COLO_CHECKPOINT_PHASE_REPLICATION,
-            COLO_CHECKPOINT_PHASE_DEVICE_SAVE,
-            COLO_CHECKPOINT_PHASE_RAM_SEND,
-            COLO_CHECKPOINT_PHASE_DEVICE_SEND,
-            COLO_CHECKPOINT_PHASE_WAIT_RECEIVED,
-            COLO_CHECKPOINT_PHASE_COMPARE_NOTIFY,
-            COLO_CHECKPOINT_PHASE_WAIT_LOADED,
-            COLO_CHECKPOINT_PHASE_VM_START,
-        },
-        .pause_first = 1, .pause_last = 9,
-        .stream_slot = 4,
-        .dev_slots = SLOT(3) | SLOT(5),
-        .ram_slots = SLOT(4),
-        .wait_slots = SLOT(0) | SLOT(6) | SLOT(8),
-        .state_slots = SLOT(1) | SLOT(9),
+        .phases = cr_primary_phases,
+        .nphases = ARRAY_SIZE(cr_primary_phases),
     },
     [COLO_MODE_SECONDARY] = {
         .name = "secondary",
-        .nphases = 10,
-        .phases = {
-            COLO_CHECKPOINT_PHASE_STOP_AND_REPLY,
-            COLO_CHECKPOINT_PHASE_WAIT_VMSTATE,
-            COLO_CHECKPOINT_PHASE_RAM_LOAD,
-            COLO_CHECKPOINT_PHASE_DEVICE_RECEIVE,
-            COLO_CHECKPOINT_PHASE_RAM_FLUSH,
-            COLO_CHECKPOINT_PHASE_DEVICE_LOAD,
-            COLO_CHECKPOINT_PHASE_REPLICATION,
-            COLO_CHECKPOINT_PHASE_FILTER_NOTIFY,
-            COLO_CHECKPOINT_PHASE_VM_START,
-            COLO_CHECKPOINT_PHASE_SEND_LOADED,
-        },
-        .pause_first = 0, .pause_last = 8,
-        .stream_slot = 2,
-        .dev_slots = SLOT(3) | SLOT(5),
-        .ram_slots = SLOT(2) | SLOT(4),
-        .wait_slots = SLOT(1),
-        .state_slots = SLOT(0) | SLOT(8),
+        .phases = cr_secondary_phases,
+        .nphases = ARRAY_SIZE(cr_secondary_phases),
     },
 };
 
@@ -281,7 +289,7 @@ void colo_recorder_start(COLOMode role)
     cr.role = &cr_roles[role];
     memset(cr.slot_of, -1, sizeof(cr.slot_of));
     for (i = 0; i < cr.role->nphases; i++) {
-        cr.slot_of[cr.role->phases[i]] = i;
+        cr.slot_of[cr.role->phases[i].phase] = i;
     }
     cr.colo_start = get_clock();
     qatomic_set(&pending_trigger, COLO_CHECKPOINT_TRIGGER_NONE);
@@ -315,7 +323,7 @@ static void enter_slot(int slot, int64_t now)
 {
     cr.slot = slot;
     cr.phase_start = now;
-    if (slot == cr.role->stream_slot) {
+    if (cr.role->phases[slot].flags & CR_STREAM) {
         cr.stream_mark = stream_position();
         cr.pages_mark = pages_sent();
     }
@@ -324,7 +332,7 @@ static void enter_slot(int slot, int64_t now)
 static void leave_slot(int64_t now)
 {
     cr.cur.phase[cr.slot] += now - cr.phase_start;
-    if (cr.slot == cr.role->stream_slot) {
+    if (cr.role->phases[cr.slot].flags & CR_STREAM) {
         cr.cur.ram_bytes += stream_position() - cr.stream_mark;
         if (cr.role == &cr_roles[COLO_MODE_PRIMARY]) {
             cr.cur.dirty_pages += pages_sent() - cr.pages_mark;
@@ -409,8 +417,10 @@ void colo_recorder_end(void)
     cr.in_checkpoint = false;
     cr.last_end = now;
     cr.cur.total = now - cr.begin;
-    for (i = role->pause_first; i <= role->pause_last; i++) {
-        cr.cur.pause += cr.cur.phase[i];
+    for (i = 0; i < role->nphases; i++) {
+        if (role->phases[i].flags & CR_PAUSED) {
+            cr.cur.pause += cr.cur.phase[i];
+        }
     }
     commit(&cr.cur);
     trace_colo_recorder_checkpoint(role->name,
@@ -457,8 +467,9 @@ static ColoCheckpointStats *stats_to_qapi(const CRStats *s)
     return q;
 }
 
-/* Mean per checkpoint of the sum of the phases in @slots */
-static int64_t mean_of_slots(const CRPublic *p, uint32_t slots)
+/* Mean per checkpoint of the sum of @role's phases with @flag */
+static int64_t mean_of_phases(const CRPublic *p, const CRRole *role,
+                              unsigned flag)
 {
     uint64_t sum = 0;
     int i;
@@ -466,8 +477,8 @@ static int64_t mean_of_slots(const CRPublic *p, uint32_t slots)
     if (!p->total.count) {
         return 0;
     }
-    for (i = 0; i < CR_MAX_PHASES; i++) {
-        if (slots & SLOT(i)) {
+    for (i = 0; i < role->nphases; i++) {
+        if (role->phases[i].flags & flag) {
             sum += p->phase[i].total;
         }
     }
@@ -521,14 +532,14 @@ static ColoCheckpointInfo *checkpoint_info(const CRPublic *p, Error **errp)
     info->dev_size = per_checkpoint(p, p->device_bytes);
     info->ram_size = per_checkpoint(p, p->ram_bytes);
     if (role) {
-        info->dev_time = mean_of_slots(p, role->dev_slots);
-        info->ram_time = mean_of_slots(p, role->ram_slots);
-        info->vmstate_time = mean_of_slots(p, role->wait_slots);
-        info->stat_time = mean_of_slots(p, role->state_slots);
+        info->dev_time = mean_of_phases(p, role, CR_DEV);
+        info->ram_time = mean_of_phases(p, role, CR_RAM);
+        info->vmstate_time = mean_of_phases(p, role, CR_WAIT);
+        info->stat_time = mean_of_phases(p, role, CR_STATE);
         for (i = 0; i < role->nphases; i++) {
             ColoCheckpointPhaseStats *ps = g_new0(ColoCheckpointPhaseStats, 1);
 
-            ps->phase = role->phases[i];
+            ps->phase = role->phases[i].phase;
             ps->stats = stats_to_qapi(&p->phase[i]);
             QAPI_LIST_APPEND(ptail, ps);
         }
