@@ -1,11 +1,8 @@
 """Markdown report and PNG plots from bench/run.py's results."""
 
 import os
-import statistics
 
-
-def _med(xs):
-    return statistics.median(xs) if xs else None
+from stats import median, pct, spread
 
 
 def _f(x, fmt='%.2f'):
@@ -17,14 +14,7 @@ def _ratio_cell(xs):
         return '–'
     if len(xs) == 1:
         return '%.2f' % xs[0]
-    return '%.2f (%.2f–%.2f)' % (_med(xs), min(xs), max(xs))
-
-
-def _pct(xs, p):
-    xs = sorted(xs)
-    if not xs:
-        return None
-    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+    return '%.2f (%.2f–%.2f)' % ((median(xs),) + spread(xs))
 
 
 def accuracy_tables(res, out):
@@ -86,7 +76,7 @@ def accuracy_tables(res, out):
     for k in combos:
         sel = [r for r in rows if (r['accel'], r['mode'], r['kind'],
                                    r['rate'], r['window_ms']) == k]
-        t = _med([r['truth'] for r in sel])
+        t = median([r['truth'] for r in sel])
         b = [r['ratio'] for r in sel if r['build'] == 'base']
         p = [r['ratio'] for r in sel if r['build'] == 'patched']
         out.append('| %s | %s | %s | %d | %d ms | %.1f | %s | %s |' %
@@ -154,11 +144,11 @@ def colo_section(res, out):
                'checkpoints/s |')
     out.append('| --- | --- | --- | --- | --- | --- |')
     for b in ('base', 'patched'):
-        rate = _med([r['checkpoints_per_s'] for r in rows
-                     if r['build'] == b and r['checkpoints_per_s']])
+        rate = median([r['checkpoints_per_s'] for r in rows
+                       if r['build'] == b and r['checkpoints_per_s']])
         out.append('| %s | %d | %s | %s | %s | %s |' %
-                   (b, len(allp[b]), _f(_med(allp[b])),
-                    _f(_pct(allp[b], 90)), _f(_pct(allp[b], 99)),
+                   (b, len(allp[b]), _f(median(allp[b])),
+                    _f(pct(allp[b], 90)), _f(pct(allp[b], 99)),
                     _f(rate)))
     out.append('')
     ratios = []
@@ -166,9 +156,10 @@ def colo_section(res, out):
         b = [r for r in rows if r['round'] == rnd and r['build'] == 'base']
         p = [r for r in rows if r['round'] == rnd and r['build'] == 'patched']
         if b and p:
-            ratios.append(_med(p[0]['pauses_ms']) / _med(b[0]['pauses_ms']))
+            ratios.append(median(p[0]['pauses_ms']) /
+                          median(b[0]['pauses_ms']))
     if allp['base'] and allp['patched']:
-        res['colo_ratio'] = _med(allp['patched']) / _med(allp['base'])
+        res['colo_ratio'] = median(allp['patched']) / median(allp['base'])
         out.append('**Patched ÷ base median pause: %.3f** (per round: %s; '
                    'target ≤ 1.01).\n' %
                    (res['colo_ratio'],

@@ -11,14 +11,17 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import time
 
-import guest as G
+from stats import median, pct
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# the guest driver, shared with scripts/demo.py
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'scripts'))
+import dirtyguest as G  # noqa: E402
+
 MIB = G.MIB
 PAGE = G.PAGE
 
@@ -28,23 +31,6 @@ PACE = {1: (1, 4), 10: (5, 2), 100: (25, 1), 500: (128, 1)}
 
 def log(msg):
     print('bench: ' + msg, flush=True)
-
-
-def median(xs):
-    return statistics.median(xs) if xs else None
-
-
-def spread(xs):
-    """(min, max) of a list, or None"""
-    return (min(xs), max(xs)) if xs else None
-
-
-def pct(xs, p):
-    xs = sorted(xs)
-    if not xs:
-        return None
-    k = min(len(xs) - 1, max(0, int(round(p / 100 * (len(xs) - 1)))))
-    return xs[k]
 
 
 class Bench:
@@ -134,13 +120,10 @@ class Bench:
         if kind == 'paced':
             ppt, tpb = PACE[rate]
             g.set_workload(pages_per_tick=0)
-            g.writel(G.L['DG_LOAD_ADDR'] + G.L['DG_PARAMS_OFFSET'] +
-                     G.L['DG_P_REGION_PAGES'], pages)
-            g.set_workload(pages_per_tick=ppt, ticks_per_batch=tpb)
+            g.set_workload(pages_per_tick=ppt, ticks_per_batch=tpb,
+                           region_pages=pages)
         else:
-            g.writel(G.L['DG_LOAD_ADDR'] + G.L['DG_PARAMS_OFFSET'] +
-                     G.L['DG_P_REGION_PAGES'], pages)
-            g.set_workload(pages_per_tick=0)
+            g.set_workload(pages_per_tick=0, region_pages=pages)
         time.sleep(0.05)
         try:
             info, w0, w1, elapsed, _ = self.measure(g, mode, ms)

@@ -1,9 +1,11 @@
-"""Run a QEMU binary with the dirty-guest boot sector, over QMP and qtest.
+"""Drive the dirty-guest test guest: its layout, disk, QEMU, QMP, qtest.
 
-The guest is tests/qtest/migration/dirty-guest: it writes pages of a region
-and keeps its own count of page writes at DG_STATS, which the host reads
-through the qtest protocol, so the truth does not depend on guest timing.
-Both the unpatched and the patched build run it the same way.
+The guest is tests/qtest/migration/dirty-guest: a boot sector that writes
+pages of a region and keeps its own count of page writes at DG_STATS,
+which the host reads through the qtest protocol, so the truth does not
+depend on guest timing.  layout.h is the one description of its memory;
+dirty-guest-sector.h holds the sector's bytes.  Used by scripts/demo.py
+and bench/run.py; any QEMU binary (patched or not) runs it the same way.
 """
 
 import json
@@ -16,14 +18,14 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-GUEST_DIR = os.path.join(HERE, '..', 'tests', 'qtest', 'migration',
-                         'dirty-guest')
+GUEST_DIR = os.path.normpath(os.path.join(HERE, '..', 'tests', 'qtest',
+                                          'migration', 'dirty-guest'))
 PAGE = 4096
 MIB = 1 << 20
 
 
-def _layout():
-    """The #defines of layout.h, the one description of the guest."""
+def layout():
+    """The #defines of layout.h, by name."""
     defs = {}
     with open(os.path.join(GUEST_DIR, 'layout.h')) as f:
         for m in re.finditer(r'#define\s+(DG_\w+)\s+(0x[0-9a-fA-F]+|\d+)',
@@ -32,7 +34,13 @@ def _layout():
     return defs
 
 
-def _sector():
+L = layout()
+# Guest-physical address of the parameters the guest rereads
+PARAMS_ADDR = L['DG_LOAD_ADDR'] + L['DG_PARAMS_OFFSET']
+
+
+def sector():
+    """The boot sector's bytes, as dirty-guest-sector.h holds them."""
     with open(os.path.join(GUEST_DIR, 'dirty-guest-sector.h')) as f:
         data = bytes(int(b, 16) for b in re.findall(r'0x([0-9a-f]{2})',
                                                       f.read()))
@@ -40,11 +48,27 @@ def _sector():
     return data
 
 
-L = _layout()
+def write_disk(path, region_base=L['DG_DEFAULT_REGION_BASE'],
+               region_pages=L['DG_DEFAULT_REGION_PAGES'], pages_per_tick=0,
+               ticks_per_batch=0):
+    """Write the boot sector with these parameters as a raw disk image."""
+    data = bytearray(sector())
+    for off, val in ((L['DG_P_REGION_BASE'], region_base),
+                     (L['DG_P_REGION_PAGES'], region_pages),
+                     (L['DG_P_PAGES_PER_TICK'], pages_per_tick),
+                     (L['DG_P_TICKS_PER_BATCH'], ticks_per_batch)):
+        off += L['DG_PARAMS_OFFSET']
+        data[off:off + 4] = val.to_bytes(4, 'little')
+    with open(path, 'wb') as f:
+        f.write(data)
 
 
 class QMPError(Exception):
     pass
+
+
+class KVMUnavailable(RuntimeError):
+    """QEMU started, but without KVM."""
 
 
 class Guest:
@@ -59,17 +83,10 @@ class Guest:
         self.region_base = L['DG_DEFAULT_REGION_BASE']
         self.region_pages = region_mb * MIB // PAGE
         self.events = []
-        self.dir = tempfile.mkdtemp(prefix='bench-%s-' % name)
+        self.dir = tempfile.mkdtemp(prefix='dirtyguest-%s-' % name)
         disk = os.path.join(self.dir, 'disk.img')
-        sector = bytearray(_sector())
-        params = L['DG_PARAMS_OFFSET']
-        for off, val in ((L['DG_P_REGION_BASE'], self.region_base),
-                         (L['DG_P_REGION_PAGES'], self.region_pages),
-                         (L['DG_P_PAGES_PER_TICK'], pages_per_tick),
-                         (L['DG_P_TICKS_PER_BATCH'], ticks_per_batch)):
-            sector[params + off:params + off + 4] = val.to_bytes(4, 'little')
-        with open(disk, 'wb') as f:
-            f.write(sector)
+        write_disk(disk, self.region_base, self.region_pages,
+                   pages_per_tick, ticks_per_batch)
 
         qtest_path = os.path.join(self.dir, 'qtest.sock')
         qmp_path = os.path.join(self.dir, 'qmp.sock')
@@ -112,7 +129,7 @@ class Guest:
         self.qmp('qmp_capabilities')
         if accel == 'kvm' and not self.qmp('query-kvm')['enabled']:
             self.quit()
-            raise RuntimeError('KVM could not be initialised')
+            raise KVMUnavailable('KVM could not be initialised')
 
     def stderr(self):
         with open(os.path.join(self.dir, 'stderr')) as f:
@@ -123,9 +140,16 @@ class Guest:
         line = self.qmp_f.readline()
         if not line:
             raise QMPError('QEMU closed QMP: ' + self.stderr())
-        return json.loads(line)
+        rsp = json.loads(line)
+        if 'event' in rsp:
+            ts = rsp['timestamp']
+            self.events.append((rsp['event'],
+                                ts['seconds'] + ts['microseconds'] / 1e6,
+                                rsp.get('data', {})))
+        return rsp
 
     def qmp(self, cmd, **args):
+        """Run QMP @cmd (underscores in argument names read as dashes)."""
         msg = {'execute': cmd}
         if args:
             msg['arguments'] = {k.replace('_', '-'): v
@@ -135,10 +159,6 @@ class Guest:
         while True:
             rsp = self._read_qmp()
             if 'event' in rsp:
-                ts = rsp['timestamp']
-                self.events.append((rsp['event'],
-                                    ts['seconds'] + ts['microseconds'] / 1e6,
-                                    rsp.get('data', {})))
                 continue
             if 'error' in rsp:
                 raise QMPError('%s: %s' % (cmd, rsp['error']['desc']))
@@ -158,16 +178,11 @@ class Guest:
                 raise TimeoutError(name)
             self.qmp_sock.settimeout(max(deadline - time.monotonic(), 0.01))
             try:
-                rsp = self._read_qmp()
+                self._read_qmp()
             except (socket.timeout, TimeoutError):
                 raise TimeoutError(name)
             finally:
                 self.qmp_sock.settimeout(None)
-            if 'event' in rsp:
-                ts = rsp['timestamp']
-                self.events.append((rsp['event'],
-                                    ts['seconds'] + ts['microseconds'] / 1e6,
-                                    rsp.get('data', {})))
 
     # qtest
     def _qtest(self, line):
@@ -189,6 +204,7 @@ class Guest:
     def writel(self, addr, val):
         self._qtest('writel 0x%x 0x%x' % (addr, val))
 
+    # the guest's statistics and knobs
     def writes(self):
         """Page writes the guest made since boot (0 before it runs)."""
         if self.readl(L['DG_STATS'] + L['DG_ST_MAGIC']) != L['DG_MAGIC']:
@@ -198,15 +214,15 @@ class Guest:
     def passes(self):
         return self.readl(L['DG_STATS'] + L['DG_ST_PASSES'])
 
-    def set_workload(self, region_mb=None, pages_per_tick=0,
-                     ticks_per_batch=0):
-        """Change what the guest does; it rereads its parameters."""
-        base = L['DG_LOAD_ADDR'] + L['DG_PARAMS_OFFSET']
-        if region_mb is not None:
-            self.region_pages = region_mb * MIB // PAGE
-            self.writel(base + L['DG_P_REGION_PAGES'], self.region_pages)
-        self.writel(base + L['DG_P_TICKS_PER_BATCH'], ticks_per_batch)
-        self.writel(base + L['DG_P_PAGES_PER_TICK'], pages_per_tick)
+    def set_workload(self, pages_per_tick=0, ticks_per_batch=0,
+                     region_pages=None):
+        """Change what the guest does; it rereads its parameters.  The
+        region, if given, is written first and the pace last."""
+        if region_pages is not None:
+            self.region_pages = region_pages
+            self.writel(PARAMS_ADDR + L['DG_P_REGION_PAGES'], region_pages)
+        self.writel(PARAMS_ADDR + L['DG_P_TICKS_PER_BATCH'], ticks_per_batch)
+        self.writel(PARAMS_ADDR + L['DG_P_PAGES_PER_TICK'], pages_per_tick)
 
     def wait_running(self, timeout=60):
         deadline = time.monotonic() + timeout
@@ -215,6 +231,7 @@ class Guest:
                 raise TimeoutError('guest never ran: ' + self.stderr())
             time.sleep(0.01)
 
+    # the QEMU process
     def cpu_seconds(self):
         """CPU time QEMU used so far (user + system)."""
         with open('/proc/%d/stat' % self.proc.pid) as f:
