@@ -38,6 +38,10 @@ static bool colo_start_sized(ColoPair *c, const char *accel,
         .shared_ram = true,
     };
 
+    if (g_str_equal(accel, "kvm-dirty-ring")) {
+        opts.accel = "kvm";
+        opts.dirty_ring_size = 4096;
+    }
     if (!dirty_guest_can_run(&opts, &why)) {
         g_test_skip(why);
         return false;
@@ -551,6 +555,7 @@ static void test_bitmap_scan_refused_beside_colo(const void *opaque)
 
     /* a would-be secondary that measures cannot start its incoming side */
     dg = dirty_guest_start(&opts, &why);
+    g_assert_nonnull(dg);
     qtest_qmp_assert_success(dg->qts, "{ 'execute': 'calc-dirty-rate', "
                              "'arguments': { 'calc-time': 60, "
                              "'mode': 'dirty-bitmap' } }");
@@ -807,5 +812,12 @@ int main(int argc, char **argv)
         add(accels[i], "secondary-takes-over-with-the-checkpoint-memory",
             test_secondary_takes_over_checkpoint_memory);
     }
+    /*
+     * With the guest's dirty pages in KVM dirty rings, on hosts whose
+     * rings overflow too: COLO goes on, and checkpoints after an overflow
+     * carry all of RAM
+     */
+    add("kvm-dirty-ring", "secondary-takes-over-with-the-checkpoint-memory",
+        test_secondary_takes_over_checkpoint_memory);
     return g_test_run();
 }
