@@ -13,8 +13,9 @@
  * a sleep of the window ends) with atomics, and back to IDLE when the
  * thread finishes, with the BQL held while it also changes the status,
  * so that the monitor never sees a running measurement it cannot
- * cancel.  A window slept again (the vCPU set changed) reopens.
- * @cancel_sem wakes the thread.  Only the measurement thread has
+ * cancel.  A window slept again (the vCPU set changed) reopens; a
+ * cancel that came while it was closed (@cancel_pending, atomic) then
+ * ends it before it sleeps.  @cancel_sem wakes the thread.  Only the measurement thread has
  * @in_measurement set, so the dirty limit, which shares the waiting
  * code, is never woken early.
  *
@@ -40,6 +41,7 @@ enum {
 static QemuSemaphore cancel_sem;
 static bool cancel_sem_ready;
 static int window = WINDOW_IDLE;
+static bool cancel_pending;
 static __thread bool in_measurement;
 
 void dirtyrate_cancel_arm(void)
@@ -53,6 +55,7 @@ void dirtyrate_cancel_arm(void)
     while (qemu_sem_timedwait(&cancel_sem, 0) == 0) {
         continue;
     }
+    qatomic_set(&cancel_pending, false);
     qatomic_set(&window, WINDOW_OPEN);
 }
 
@@ -67,7 +70,10 @@ void dirtyrate_sleep_us(int64_t us)
         g_usleep(us);
         return;
     }
-    qatomic_cmpxchg(&window, WINDOW_CLOSED, WINDOW_OPEN);
+    if (qatomic_cmpxchg(&window, WINDOW_CLOSED, WINDOW_OPEN) == WINDOW_CLOSED &&
+        qatomic_xchg(&cancel_pending, false)) {
+        qatomic_cmpxchg(&window, WINDOW_OPEN, WINDOW_CANCELLED);
+    }
     if (us > 0 && qatomic_read(&window) == WINDOW_OPEN) {
         qemu_sem_timedwait(&cancel_sem, DIV_ROUND_UP(us, 1000));
     }
@@ -94,6 +100,14 @@ void qmp_cancel_dirty_rate(Error **errp)
     if (old == WINDOW_IDLE) {
         error_setg(errp, "no dirty rate measurement is running");
         return;
+    }
+    if (old == WINDOW_CLOSED) {
+        /*
+         * Between two sleeps of the window: the next one ends at once.
+         * The thread may have reopened it before it could see this.
+         */
+        qatomic_set(&cancel_pending, true);
+        old = qatomic_cmpxchg(&window, WINDOW_OPEN, WINDOW_CANCELLED);
     }
     if (old == WINDOW_OPEN) {
         trace_dirtyrate_cancel();
