@@ -15,9 +15,9 @@
  * so that the monitor never sees a running measurement it cannot
  * cancel.  A window slept again (the vCPU set changed) reopens; a
  * cancel that came while it was closed (@cancel_pending, atomic) then
- * ends it before it sleeps.  @cancel_sem wakes the thread.  Only the measurement thread has
- * @in_measurement set, so the dirty limit, which shares the waiting
- * code, is never woken early.
+ * ends it before it sleeps.  @cancel_sem wakes the thread.  Only the
+ * measurement thread has @in_measurement set, so the dirty limit, which
+ * shares the waiting code, is never woken early.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
