@@ -65,17 +65,36 @@ done
 unclaimed=$(overlay_files | comm -23 - <(LC_ALL=C sort -u "$claimed"))
 [ -z "$unclaimed" ] || die "overlay files named by no patch's Overlay: line: $(echo $unclaimed)"
 
+# 0000-cover-letter.patch: git's shortlog and diffstat, with the subject
+# and story of patches/cover-letter.txt (its first line is the subject)
 rm -rf "$OUT"
 (cd "$GIT" && gitq format-patch -q --no-signature --zero-commit \
-     -o "$OUT" pristine..HEAD)
-log "$n patches in $OUT"
+     --cover-letter -o "$OUT" pristine..HEAD)
+python3 - "$here/patches/cover-letter.txt" "$OUT/0000-cover-letter.patch" \
+        "$from" <<'PY' ||
+import re
+import sys
+text = open(sys.argv[1]).read().strip('\n').split('\n', 1)
+subject, blurb = text[0], text[1].strip('\n') if len(text) > 1 else ''
+cover = open(sys.argv[2]).read()
+assert '*** SUBJECT HERE ***' in cover and '*** BLURB HERE ***' in cover
+cover = cover.replace('*** SUBJECT HERE ***', subject, 1)
+cover = cover.replace('*** BLURB HERE ***', blurb, 1)
+cover = re.sub(r'^From: .*$', lambda m: 'From: ' + sys.argv[3], cover,
+               count=1, flags=re.M)
+open(sys.argv[2], 'w').write(cover)
+PY
+    die "cannot write the cover letter"
+log "$n patches and a cover letter in $OUT"
 
 if [ -n "$verify" ]; then
     stage=$WORK/stage
     [ -d "$stage" ] || die "no assembled tree: run make tree first"
     check=$WORK/series-check
     base_repo "$check"
-    (cd "$check" && gitq am -q --keep-cr "$OUT"/*.patch) >/dev/null ||
+    (cd "$check" && gitq am -q --keep-cr $(ls "$OUT"/*.patch |
+                                             grep -v /0000-cover-letter)) \
+        >/dev/null ||
         die "git am of the exported series failed"
     if ! diff -r -q -x .git -x .pc -x patches "$check" "$stage" >&2; then
         die "the series applied with git am differs from the assembled tree"
