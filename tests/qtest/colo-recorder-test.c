@@ -14,6 +14,7 @@
 #include "qobject/qlist.h"
 #include "qobject/qnum.h"
 #include "migration/dirty-guest.h"
+#include "migration/dirtyrate-qmp.h"
 
 #define CHECKPOINT_DELAY_MS 100
 #define CHECKPOINTS         6

@@ -20,6 +20,7 @@
 #include "qobject/qnull.h"
 #include "qapi/error.h"
 #include "migration/dirty-guest.h"
+#include "migration/dirtyrate-qmp.h"
 
 #define MAX_SAMPLE_PAGES    16384
 

@@ -1,6 +1,6 @@
 /*
- * A guest that dirties memory at a known rate, and QMP helpers for
- * measuring it, shared by the dirty-rate and COLO qtests.
+ * A guest that dirties memory at a known rate, shared by the dirty-rate
+ * and COLO qtests.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -112,19 +112,5 @@ void dirty_guest_sigcont(DirtyGuest *dg);
  * the number of target pages that differ, and logs the first few.
  */
 uint64_t dirty_guest_ram_differences(DirtyGuest *a, DirtyGuest *b);
-
-/*
- * Start a measurement with calc-dirty-rate.  @mode is the QAPI name or
- * NULL for the default; @sample_pages 0 leaves it out.
- */
-void dirtyrate_calc(QTestState *qts, const char *mode, int64_t calc_time_ms,
-                    int64_t sample_pages);
-/* query-dirty-rate with calc-time-unit millisecond */
-QDict *dirtyrate_query(QTestState *qts);
-/* Wait until the measurement is no longer running and return the result */
-QDict *dirtyrate_wait(QTestState *qts);
-
-/* MiB/s that @bytes dirtied in @ms make */
-double dirtyrate_mib_per_s(uint64_t bytes, int64_t ms);
 
 #endif
