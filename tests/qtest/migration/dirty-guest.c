@@ -167,6 +167,22 @@ DirtyGuest *dirty_guest_start(const DirtyGuestOpts *opts, char **why)
     return dg;
 }
 
+DirtyGuest *dirty_guest_start_or_skip(const DirtyGuestOpts *opts)
+{
+    g_autofree char *why = NULL;
+    DirtyGuest *dg;
+
+    if (!dirty_guest_can_run(opts, &why)) {
+        g_test_skip(why);
+        return NULL;
+    }
+    dg = dirty_guest_start(opts, &why);
+    if (!dg) {
+        g_test_skip(why);
+    }
+    return dg;
+}
+
 void dirty_guest_quit(DirtyGuest *dg)
 {
     if (!dg) {

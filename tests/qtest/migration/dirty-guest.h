@@ -64,6 +64,12 @@ bool dirty_guest_can_run(const DirtyGuestOpts *opts, char **why);
  * had on this host (e.g. no KVM dirty ring).
  */
 DirtyGuest *dirty_guest_start(const DirtyGuestOpts *opts, char **why);
+/*
+ * The same for a test: if the guest cannot run here, or its accelerator
+ * configuration cannot be had, skips the test saying why (g_test_skip())
+ * and returns NULL.
+ */
+DirtyGuest *dirty_guest_start_or_skip(const DirtyGuestOpts *opts);
 void dirty_guest_quit(DirtyGuest *dg);
 
 void dirty_guest_read(DirtyGuest *dg, DirtyGuestStats *st);
