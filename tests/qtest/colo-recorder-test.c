@@ -15,6 +15,7 @@
 #include "qobject/qnum.h"
 #include "migration/dirty-guest.h"
 #include "migration/dirtyrate-qmp.h"
+#include "migration/migration-qmp.h"
 
 #define CHECKPOINT_DELAY_MS 100
 #define CHECKPOINTS         6
@@ -43,17 +44,14 @@ static bool colo_start_sized(ColoPair *c, const char *accel,
         opts.accel = "kvm";
         opts.dirty_ring_size = 4096;
     }
-    if (!dirty_guest_can_run(&opts, &why)) {
-        g_test_skip(why);
-        return false;
-    }
     dir = g_dir_make_tmp("colo-recorder-XXXXXX", NULL);
     c->uri = g_strdup_printf("unix:%s/colo.sock", dir);
 
     opts.incoming = c->uri;
-    c->secondary = dirty_guest_start(&opts, &why);
+    c->secondary = dirty_guest_start_or_skip(&opts);
     if (!c->secondary) {
-        g_test_skip(why);
+        rmdir(dir);
+        g_free(c->uri);
         return false;
     }
     opts.incoming = NULL;
@@ -74,6 +72,7 @@ static void colo_stop_pair(ColoPair *c)
 
     dirty_guest_quit(c->primary);
     dirty_guest_quit(c->secondary);
+    unlink(c->uri + strlen("unix:"));    /* the secondary's socket */
     rmdir(dir);
     g_free(c->uri);
 }
@@ -82,13 +81,6 @@ static QDict *info_checkpoint(QTestState *qts)
 {
     return qtest_qmp_assert_success_ref(qts,
                                         "{ 'execute': 'info_checkpoint' }");
-}
-
-static void set_x_colo(QTestState *qts)
-{
-    qtest_qmp_assert_success(qts, "{ 'execute': 'migrate-set-capabilities',"
-                             " 'arguments': { 'capabilities': [ "
-                             "{ 'capability': 'x-colo', 'state': true } ] } }");
 }
 
 static const char *colo_mode(QTestState *qts)
@@ -114,15 +106,11 @@ static void wait_colo_mode(QTestState *qts, const char *mode)
 
 static void colo_enter(ColoPair *c)
 {
-    set_x_colo(c->secondary->qts);
-    set_x_colo(c->primary->qts);
-    qtest_qmp_assert_success(c->primary->qts,
-                             "{ 'execute': 'migrate-set-parameters',"
-                             " 'arguments': { 'x-checkpoint-delay': %d } }",
-                             CHECKPOINT_DELAY_MS);
-    qtest_qmp_assert_success(c->primary->qts,
-                             "{ 'execute': 'migrate', 'arguments': "
-                             "{ 'uri': %s } }", c->uri);
+    migrate_set_capability(c->secondary->qts, "x-colo", true);
+    migrate_set_capability(c->primary->qts, "x-colo", true);
+    migrate_set_parameter_int(c->primary->qts, "x-checkpoint-delay",
+                              CHECKPOINT_DELAY_MS);
+    migrate_qmp(c->primary->qts, c->secondary->qts, c->uri, NULL, "{}");
     wait_colo_mode(c->primary->qts, "primary");
     wait_colo_mode(c->secondary->qts, "secondary");
 }
@@ -398,10 +386,8 @@ static void test_reset_restarts_counting(const void *opaque)
     qobject_unref(info);
 
     /* setting x-checkpoint-delay asks for a checkpoint at once */
-    qtest_qmp_assert_success(c.primary->qts,
-                             "{ 'execute': 'migrate-set-parameters',"
-                             " 'arguments': { 'x-checkpoint-delay': %d } }",
-                             CHECKPOINT_DELAY_MS);
+    migrate_set_parameter_int(c.primary->qts, "x-checkpoint-delay",
+                              CHECKPOINT_DELAY_MS);
     info = wait_triggered(c.primary->qts, "request");
     assert_consistent(info, "primary");
     qobject_unref(info);
@@ -678,9 +664,7 @@ static void test_failover_with_secondary_hung(const void *opaque)
      * enough to catch, even for a slow guest on a busy host.
      */
     dirty_guest_set_region_pages(c.primary, 51200);
-    qtest_qmp_assert_success(c.primary->qts,
-                             "{ 'execute': 'migrate-set-parameters',"
-                             " 'arguments': { 'x-checkpoint-delay': 1000 } }");
+    migrate_set_parameter_int(c.primary->qts, "x-checkpoint-delay", 1000);
     qobject_unref(wait_counted(c.primary->qts, 2));
 
     sigaction(SIGALRM, &deadline, NULL);
@@ -794,24 +778,30 @@ static void add(const char *accel, const char *what,
 int main(int argc, char **argv)
 {
     static const char *const accels[] = { "tcg", "kvm" };
-    int i;
+    /* under each accelerator */
+    static const struct {
+        const char *what;
+        void (*fn)(const void *);
+    } tests[] = {
+        { "reports-role-none-and-zeros-before-colo", test_idle_before_colo },
+        { "times-every-phase-on-both-sides", test_records_both_sides },
+        { "reset-zeroes-and-counting-resumes", test_reset_restarts_counting },
+        { "numbers-stay-readable-after-failover",
+          test_failover_keeps_numbers },
+        { "failover-with-the-secondary-hung-mid-checkpoint",
+          test_failover_with_secondary_hung },
+        { "secondary-takes-over-with-the-checkpoint-memory",
+          test_secondary_takes_over_checkpoint_memory },
+    };
+    int i, j;
 
     g_test_init(&argc, &argv, NULL);
     add("tcg", "dirty-bitmap-scan-is-refused-beside-colo",
         test_bitmap_scan_refused_beside_colo);
     for (i = 0; i < ARRAY_SIZE(accels); i++) {
-        add(accels[i], "reports-role-none-and-zeros-before-colo",
-            test_idle_before_colo);
-        add(accels[i], "times-every-phase-on-both-sides",
-            test_records_both_sides);
-        add(accels[i], "reset-zeroes-and-counting-resumes",
-            test_reset_restarts_counting);
-        add(accels[i], "numbers-stay-readable-after-failover",
-            test_failover_keeps_numbers);
-        add(accels[i], "failover-with-the-secondary-hung-mid-checkpoint",
-            test_failover_with_secondary_hung);
-        add(accels[i], "secondary-takes-over-with-the-checkpoint-memory",
-            test_secondary_takes_over_checkpoint_memory);
+        for (j = 0; j < ARRAY_SIZE(tests); j++) {
+            add(accels[i], tests[j].what, tests[j].fn);
+        }
     }
     /*
      * With the guest's dirty pages in KVM dirty rings, on hosts whose
