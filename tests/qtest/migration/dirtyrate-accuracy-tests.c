@@ -55,9 +55,11 @@ static void test_per_block(DirtyGuest *dg, const DirtyrateCase *c)
     g_autofree char *out = NULL;
     uint64_t pages = 0, samples = 0;
     const QListEntry *e;
+    DirtyGuestStats before, after;
     bool ram = false;
     QDict *info;
 
+    dirty_guest_read(dg, &before);
     if (c->mode) {
         qtest_qmp_assert_success(dg->qts, "{ 'execute': 'calc-dirty-rate', "
                                  "'arguments': { 'calc-time': 1, "
@@ -69,6 +71,7 @@ static void test_per_block(DirtyGuest *dg, const DirtyrateCase *c)
                                  "'per-block': true } }");
     }
     info = dirtyrate_wait(dg->qts);
+    dirty_guest_read(dg, &after);
     g_assert_cmpstr(qdict_get_str(info, "status"), ==, "measured");
     QLIST_FOREACH_ENTRY(qdict_get_qlist(info, "blocks"), e) {
         QDict *b = qobject_to(QDict, qlist_entry_obj(e));
@@ -96,7 +99,23 @@ static void test_per_block(DirtyGuest *dg, const DirtyrateCase *c)
     if (c->mode) {
         /* pages outside migratable blocks are not listed */
         g_assert_cmpuint(pages, <=, qdict_get_uint(info, "dirty-pages"));
-        g_assert_cmpuint(pages, >=, dg->opts.region_pages);
+        /*
+         * and at least the region, if the guest rewrote it within the
+         * window (three passes around it: a loaded host may stall it)
+         * and no ring entry was lost
+         */
+        if (after.passes - before.passes >= 3 &&
+            !(qdict_haskey(info, "dirty-ring-overflows") &&
+              qdict_get_uint(info, "dirty-ring-overflows"))) {
+            g_assert_cmpuint(pages, >=, dg->opts.region_pages);
+        } else {
+            g_test_message("%" PRIu64 " pages listed; the region's %" PRIu32
+                           " are not a bound: %" PRIu32 " passes, %" PRIu64
+                           " ring overflows", pages, dg->opts.region_pages,
+                           after.passes - before.passes,
+                           qdict_haskey(info, "dirty-ring-overflows") ?
+                           qdict_get_uint(info, "dirty-ring-overflows") : 0);
+        }
     } else {
         g_assert_cmpuint(samples, ==, qdict_get_uint(info, "sampled-pages"));
     }

@@ -351,6 +351,7 @@ static void test_migration_loses_nothing(const DirtyrateCase *c)
         }
         unlink(overflow_log);
     }
+    unlink(uri + strlen("unix:"));      /* the destination's socket */
     rmdir(dir);
 }
 
