@@ -10,6 +10,9 @@
 #   make bench-quick  the same in under ~10 minutes, report in _work/bench-quick
 #   make check-sanitizers  ASan+UBSan build in _work/qemu/build-san, the
 #                 qtests against it; fails on any sanitizer report
+#   make check-series  every patch of the exported series applied in turn
+#                 on the pristine base, built, and its qtests run where
+#                 they exist (check-series-build: build only)
 #
 # Everything generated lives below _work/ (WORK=... to move it).
 
@@ -19,7 +22,8 @@ export WORK
 QTESTS = dirtyrate-test colo-recorder-test
 
 .PHONY: all deps fetch tree build demo check refresh series checkpatch \
-	base bench bench-quick build-san check-sanitizers clean distclean
+	base bench bench-quick build-san check-sanitizers check-series \
+	check-series-build clean distclean
 
 all: build
 	@scripts/demo.py
@@ -53,6 +57,12 @@ build-san: tree
 
 check-sanitizers: build-san
 	@BUILD=$(SAN_BUILD) scripts/check.py --sanitizers $(QTESTS)
+
+check-series: fetch
+	@scripts/check-series.sh
+
+check-series-build: fetch
+	@scripts/check-series.sh --build-only
 
 refresh:
 	@scripts/refresh.sh

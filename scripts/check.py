@@ -12,7 +12,9 @@ Logs go to $WORK/check/.  Skipped tests are counted and named with their
 reason.  Exit status 0 only if nothing failed.
 
 BUILD=DIR selects the build directory the qtests run from (default
-$WORK/qemu/build; a relative name is taken below $WORK/qemu).
+$WORK/qemu/build; a relative name is taken below the tree).  TREE=DIR
+takes another tree than $WORK/qemu, CHECK_LOGDIR=DIR another log
+directory; --qtests-only runs the qtests alone (make check-series).
 
 --sanitizers (make check-sanitizers, with BUILD=build-san, an ASan+UBSan
 build): runs the qtests only (the other checks do not depend on the
@@ -31,10 +33,12 @@ import time
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORK = os.environ.get("WORK", os.path.join(HERE, "_work"))
-TREE = os.path.join(WORK, "qemu")
+TREE = os.environ.get("TREE") or os.path.join(WORK, "qemu")
 BUILD = os.path.join(TREE, os.environ.get("BUILD") or "build")
 SANITIZE = "--sanitizers" in sys.argv[1:]
-LOGDIR = os.path.join(WORK, "check-san" if SANITIZE else "check")
+QTESTS_ONLY = SANITIZE or "--qtests-only" in sys.argv[1:]
+LOGDIR = (os.environ.get("CHECK_LOGDIR") or
+          os.path.join(WORK, "check-san" if SANITIZE else "check"))
 LSAN_SUPP = os.path.join(HERE, "scripts", "lsan.supp")
 CASE_TIMEOUT = int(os.environ.get("QTEST_CASE_TIMEOUT", "300"))
 
@@ -346,7 +350,7 @@ def run_qtest_case(binary, case):
 def main():
     os.makedirs(LOGDIR, exist_ok=True)
     start = time.monotonic()
-    qtests = [a for a in sys.argv[1:] if a != "--sanitizers"]
+    qtests = [a for a in sys.argv[1:] if not a.startswith("--")]
     if SANITIZE:
         print(f"check: sanitizers: qtests only, from {BUILD}; sanitizer logs"
               f" in {LOGDIR}/san", flush=True)
@@ -354,7 +358,7 @@ def main():
             print(f"check: no qemu-system-x86_64 in {BUILD}")
             return 1
 
-    if not SANITIZE:
+    if not QTESTS_ONLY:
         run_script_checks()
 
     for t in qtests:
