@@ -106,7 +106,7 @@ void qmp_cancel_dirty_rate(Error **errp)
          * Between two sleeps of the window: the next one ends at once.
          * The thread may have reopened it before it could see this.
          */
-        qatomic_set(&cancel_pending, true);
+        qatomic_xchg(&cancel_pending, true);    /* a full barrier */
         old = qatomic_cmpxchg(&window, WINDOW_OPEN, WINDOW_CANCELLED);
     }
     if (old == WINDOW_OPEN) {
