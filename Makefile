@@ -6,6 +6,8 @@
 #   make refresh  write edits made in the tree back into patches/ and overlay
 #   make series   git format-patch series in _work/series, verified
 #   make checkpatch  scripts/checkpatch.pl on every patch and overlay file
+#   make docs     QEMU's HTML manual and man pages with Sphinx in
+#                 _work/qemu/build-docs; fails on any Sphinx warning
 #   make bench    unpatched vs patched measurements, report in bench/results
 #   make bench-quick  the same in under ~10 minutes, report in _work/bench-quick
 #   make check-sanitizers  ASan+UBSan build in _work/qemu/build-san, the
@@ -22,7 +24,7 @@ export WORK
 QTESTS = dirtyrate-test colo-recorder-test
 
 .PHONY: all deps fetch tree build demo check refresh series checkpatch \
-	base bench bench-quick build-san check-sanitizers check-series \
+	docs base bench bench-quick build-san check-sanitizers check-series \
 	check-series-build clean distclean
 
 all: build
@@ -73,6 +75,13 @@ series: fetch
 checkpatch: tree
 	@scripts/checkpatch.sh
 
+# QEMU's documentation (configure --enable-docs, nothing else built) in its
+# own build directory; Sphinx runs with -W
+DOCS_BUILD = build-docs
+
+docs: tree
+	@BUILD_DIR=$(DOCS_BUILD) scripts/build-docs.sh
+
 # The unpatched base, built the same way, for make bench
 base: fetch
 	@scripts/build-base.sh
@@ -90,7 +99,8 @@ bench-quick: build base
 	@$(BENCH) --quick --command "make bench-quick" --out $(WORK)/bench-quick
 
 clean:
-	rm -rf $(WORK)/qemu/build $(WORK)/qemu/$(SAN_BUILD) $(WORK)/base/build $(WORK)/stage $(WORK)/series
+	rm -rf $(WORK)/qemu/build $(WORK)/qemu/$(SAN_BUILD) \
+		$(WORK)/qemu/$(DOCS_BUILD) $(WORK)/base/build $(WORK)/stage $(WORK)/series
 
 distclean:
 	rm -rf $(WORK)

@@ -1,6 +1,7 @@
 #!/bin/bash
-# Install what building, testing and benchmarking (python3-matplotlib for
-# the plots of make bench) the patched QEMU needs, from Debian.
+# Install what building, testing, benchmarking (python3-matplotlib for
+# the plots of make bench) and documenting (python3-sphinx and its Read the
+# Docs theme for make docs) the patched QEMU needs, from Debian.
 #
 # Idempotent: checks first and is silent when everything is present.
 # Runs as root, or through sudo otherwise.  Debian 12 (bookworm) needs
@@ -10,7 +11,8 @@ set -euo pipefail
 PKGS="build-essential pkg-config ninja-build python3 python3-venv
       libglib2.0-dev libpixman-1-dev libfdt-dev zlib1g-dev libslirp-dev
       flex bison device-tree-compiler quilt xz-utils git rsync bzip2
-      seabios ipxe-qemu qemu-system-data dpkg-dev python3-matplotlib"
+      seabios ipxe-qemu qemu-system-data dpkg-dev python3-matplotlib
+      python3-sphinx python3-sphinx-rtd-theme"
 BACKPORT_PKGS="meson python3-pycotap"
 MESON_MIN=1.5.0
 
