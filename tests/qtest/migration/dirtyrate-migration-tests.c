@@ -77,7 +77,8 @@ static int64_t migration_sync_count(QTestState *qts)
  * second, and wait for its second sync.  It starts slowly: until its
  * first bandwidth estimate, 100 ms in, its threshold is 0 and a first
  * pass that has ended completes it at once.  Returns MIG_RUNNING, or
- * MIG_RING_FAILED; one that completed is restarted.
+ * MIG_RING_FAILED; one that completed (this one, or the one before) is
+ * restarted.
  */
 static int start_endless_migration(QTestState *qts)
 {
@@ -85,6 +86,14 @@ static int start_endless_migration(QTestState *qts)
     int64_t n;
 
     do {
+        QDict *st = qtest_qmp_assert_success_ref(qts,
+                                        "{ 'execute': 'query-status' }");
+
+        /* after one that completed, the guest waits for a 'cont' */
+        if (g_str_equal(qdict_get_str(st, "status"), "postmigrate")) {
+            qtest_qmp_assert_success(qts, "{ 'execute': 'cont' }");
+        }
+        qobject_unref(st);
         migrate_ensure_non_converge(qts);
         migrate_qmp(qts, NULL, "exec:cat >/dev/null", NULL, "{}");
         for (;;) {
@@ -108,9 +117,6 @@ static int start_endless_migration(QTestState *qts)
                 g_usleep(10 * 1000);
             }
             n = MIN(n, MIG_RUNNING);
-        }
-        if (n == MIG_COMPLETED) {
-            qtest_qmp_assert_success(qts, "{ 'execute': 'cont' }");
         }
     } while (n == MIG_COMPLETED);
     return n;
