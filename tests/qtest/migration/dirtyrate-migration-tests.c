@@ -156,17 +156,25 @@ static void stop_migration(QTestState *qts)
 static void test_measure_during_migration(DirtyGuest *dg,
                                           const DirtyrateCase *c)
 {
+    uint32_t max_pages = dg->opts.region_pages;
     int64_t syncs = 0, n;
     bool valid = false, failed = false;
     QDict *info = NULL;
     double truth;
     int i;
 
-    dirtyrate_fit_region(dg, c->ms, dg->opts.region_pages);
     failed = start_endless_migration(dg->qts) == MIG_RING_FAILED;
     for (i = 0; i < DIRTYRATE_MEASURE_TRIES && !valid && !failed; i++) {
-        int64_t before = migration_sync_count(dg->qts);
+        int64_t before;
 
+        /*
+         * Sized from what the guest writes while migrating, each try: a
+         * vCPU faulting on write-protected pages writes several times
+         * slower than before the migration, and slower still on a
+         * loaded host.
+         */
+        dirtyrate_fit_region(dg, c->ms, max_pages);
+        before = migration_sync_count(dg->qts);
         qobject_unref(info);
         info = dirtyrate_try_measure(dg, c->mode, c->ms,
                                      c->mode ? 0 : DIRTYRATE_MAX_SAMPLE_PAGES,
