@@ -149,6 +149,7 @@ DirtyGuest *dirty_guest_start(const DirtyGuestOpts *opts, char **why)
 
         qlist_append_str(caps, "oob");
         dg->qts = qtest_init_ext(NULL, args, caps, true);
+        qobject_unref(caps);
     } else {
         dg->qts = qtest_init(args);
     }

@@ -19,7 +19,7 @@ static void test_bitmap_matches_guest(DirtyGuest *dg, const DirtyrateCase *c)
     QDict *info;
 
     dirtyrate_fit_region(dg, 1000, dg->opts.region_pages);
-    info = dirtyrate_measure(dg, "dirty-bitmap", 1000, 0, &truth);
+    info = dirtyrate_measure_counting(dg, "dirty-bitmap", 1000, &truth);
     /* within 5 %, and one for the integer MiB/s */
     g_assert_cmpfloat(fabs(qdict_get_int(info, "dirty-rate") - truth), <=,
                       truth * 0.05 + 1);

@@ -128,7 +128,18 @@ QDict *dirtyrate_try_measure(DirtyGuest *dg, const char *mode, int64_t ms,
     return info;
 }
 
-QDict *dirtyrate_measure(DirtyGuest *dg, const char *mode, int64_t ms,
+int64_t dirtyrate_fit_window(DirtyGuest *dg, int64_t min)
+{
+    double speed = dirty_guest_write_rate(dg, 300);
+    int64_t ms = 3000.0 * dg->opts.region_pages / MAX(speed, 1);
+
+    ms = MIN(MAX(ms, min), 60000);
+    g_test_message("guest writes %.0f pages/s: %" PRId64 " ms windows for "
+                   "%" PRIu32 " pages", speed, ms, dg->opts.region_pages);
+    return ms;
+}
+
+QDict *dirtyrate_measure(DirtyGuest *dg, const char *mode, int64_t min_ms,
                          int64_t sample_pages, double *truth)
 {
     QDict *info = NULL;
@@ -137,8 +148,8 @@ QDict *dirtyrate_measure(DirtyGuest *dg, const char *mode, int64_t ms,
 
     for (i = 0; i < DIRTYRATE_MEASURE_TRIES && !valid; i++) {
         qobject_unref(info);
-        info = dirtyrate_try_measure(dg, mode, ms, sample_pages, truth,
-                                     &valid);
+        info = dirtyrate_try_measure(dg, mode, dirtyrate_fit_window(dg, min_ms),
+                                     sample_pages, truth, &valid);
         if (!valid) {
             g_test_message("measuring again: the guest stalled");
         }
@@ -149,7 +160,12 @@ QDict *dirtyrate_measure(DirtyGuest *dg, const char *mode, int64_t ms,
 
 void dirtyrate_fit_region(DirtyGuest *dg, int64_t ms, uint32_t max)
 {
-    double speed = dirty_guest_write_rate(dg, 300);
+    dirtyrate_set_region_for(dg, dirty_guest_write_rate(dg, 300), ms, max);
+}
+
+void dirtyrate_set_region_for(DirtyGuest *dg, double speed, int64_t ms,
+                              uint32_t max)
+{
     uint32_t pages = MAX(MIN(max, speed * ms / 1000 / 3), 256);
 
     g_test_message("guest writes %.0f pages/s: a region of %" PRIu32
@@ -172,13 +188,18 @@ double dirtyrate_sampling_tolerance(DirtyGuest *dg, double truth,
 QDict *dirtyrate_measure_counting(DirtyGuest *dg, const char *mode,
                                   int64_t ms, double *truth)
 {
+    uint32_t max_pages = dg->opts.region_pages;
     QDict *info = NULL;
-    bool valid = false;
+    bool valid = true;
     int i;
 
     for (i = 0; i < DIRTYRATE_MEASURE_TRIES; i++) {
         double rate;
 
+        if (!valid) {
+            /* the host runs the guest slower now: a region it can keep */
+            dirtyrate_fit_region(dg, ms, max_pages);
+        }
         qobject_unref(info);
         info = dirtyrate_try_measure(dg, mode, ms, 0, truth, &valid);
         rate = qdict_get_int(info, "dirty-rate");

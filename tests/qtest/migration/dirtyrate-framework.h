@@ -73,13 +73,24 @@ QDict *dirtyrate_try_measure(DirtyGuest *dg, const char *mode, int64_t ms,
  */
 #define DIRTYRATE_MEASURE_TRIES 5
 
-/* The same, repeated until the truth holds */
-QDict *dirtyrate_measure(DirtyGuest *dg, const char *mode, int64_t ms,
+/*
+ * The window, at least @min ms and at most a minute, in which the guest
+ * rewrites its whole region three times at the speed it shows now.
+ */
+int64_t dirtyrate_fit_window(DirtyGuest *dg, int64_t min);
+
+/*
+ * The same as dirtyrate_try_measure(), repeated until the truth holds,
+ * each time over the window that dirtyrate_fit_window() gives then (a
+ * loaded host can run the guest slower from one try to the next).
+ */
+QDict *dirtyrate_measure(DirtyGuest *dg, const char *mode, int64_t min_ms,
                          int64_t sample_pages, double *truth);
 
 /*
  * Measure in a counting mode, up to DIRTYRATE_MEASURE_TRIES times: again
- * when the host stalled the guest (the truth is unknown), or when the
+ * when the host stalled the guest (the truth is unknown; the region is
+ * fitted again first, up to its size at the call), or when the
  * host overflowed the dirty ring (a host bug that makes the count
  * approximate, see dirty-ring-overflows) and the count is off.  A count
  * that is off without an overflow fails at once.
@@ -94,6 +105,10 @@ QDict *dirtyrate_measure_counting(DirtyGuest *dg, const char *mode,
  * times per @ms window, up to @max pages.
  */
 void dirtyrate_fit_region(DirtyGuest *dg, int64_t ms, uint32_t max);
+
+/* The same for a guest that writes @speed pages a second */
+void dirtyrate_set_region_for(DirtyGuest *dg, double speed, int64_t ms,
+                              uint32_t max);
 
 /*
  * Page sampling picks @samples pages; the fraction found dirty estimates

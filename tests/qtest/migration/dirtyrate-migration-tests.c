@@ -82,20 +82,25 @@ static int64_t migration_sync_count(QTestState *qts)
  * MIG_RING_FAILED; one that completed (this one, or the one before) is
  * restarted.
  */
+/* After a migration that completed, the guest waits for a 'cont' */
+static void resume_after_migration(QTestState *qts)
+{
+    QDict *st = qtest_qmp_assert_success_ref(qts,
+                                             "{ 'execute': 'query-status' }");
+
+    if (g_str_equal(qdict_get_str(st, "status"), "postmigrate")) {
+        qtest_qmp_assert_success(qts, "{ 'execute': 'cont' }");
+    }
+    qobject_unref(st);
+}
+
 static int start_endless_migration(QTestState *qts)
 {
     gint64 deadline = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
     int64_t n;
 
     do {
-        QDict *st = qtest_qmp_assert_success_ref(qts,
-                                        "{ 'execute': 'query-status' }");
-
-        /* after one that completed, the guest waits for a 'cont' */
-        if (g_str_equal(qdict_get_str(st, "status"), "postmigrate")) {
-            qtest_qmp_assert_success(qts, "{ 'execute': 'cont' }");
-        }
-        qobject_unref(st);
+        resume_after_migration(qts);
         migrate_ensure_non_converge(qts);
         migrate_qmp(qts, NULL, "exec:cat >/dev/null", NULL, "{}");
         for (;;) {
@@ -147,6 +152,29 @@ static void stop_migration(QTestState *qts)
 }
 
 /*
+ * Size the guest's region for @ms windows from what it writes while a
+ * migration runs: a vCPU faulting on write-protected pages writes
+ * several times slower than without one, and slower still on a loaded
+ * host.  The region is set with no migration running (one that
+ * completes stops the guest, which would then never rewrite it).
+ * Returns MIG_RUNNING, or MIG_RING_FAILED if the migration could not run.
+ */
+static int fit_region_while_migrating(DirtyGuest *dg, int64_t ms,
+                                      uint32_t max)
+{
+    double speed;
+
+    if (start_endless_migration(dg->qts) == MIG_RING_FAILED) {
+        return MIG_RING_FAILED;
+    }
+    speed = dirty_guest_write_rate(dg, 300);
+    stop_migration(dg->qts);
+    resume_after_migration(dg->qts);
+    dirtyrate_set_region_for(dg, speed, ms, max);
+    return MIG_RUNNING;
+}
+
+/*
  * Measuring while a migration runs is supported in every mode but
  * dirty-bitmap without KVM (see test_bitmap_excludes_migration).  The
  * migration syncs the dirty log several times within the window; each sync
@@ -163,17 +191,16 @@ static void test_measure_during_migration(DirtyGuest *dg,
     double truth;
     int i;
 
-    failed = start_endless_migration(dg->qts) == MIG_RING_FAILED;
     for (i = 0; i < DIRTYRATE_MEASURE_TRIES && !valid && !failed; i++) {
         int64_t before;
 
-        /*
-         * Sized from what the guest writes while migrating, each try: a
-         * vCPU faulting on write-protected pages writes several times
-         * slower than before the migration, and slower still on a
-         * loaded host.
-         */
-        dirtyrate_fit_region(dg, c->ms, max_pages);
+        /* each try: the guest's speed can change from one to the next */
+        failed = fit_region_while_migrating(dg, c->ms, max_pages) ==
+                 MIG_RING_FAILED ||
+                 start_endless_migration(dg->qts) == MIG_RING_FAILED;
+        if (failed) {
+            break;
+        }
         before = migration_sync_count(dg->qts);
         qobject_unref(info);
         info = dirtyrate_try_measure(dg, c->mode, c->ms,
@@ -183,11 +210,13 @@ static void test_measure_during_migration(DirtyGuest *dg,
         if (before == MIG_COMPLETED || n == MIG_COMPLETED) {
             /* not measured during a migration: again, with a new one */
             valid = false;
-            failed = start_endless_migration(dg->qts) == MIG_RING_FAILED;
             continue;
         }
         failed = before < 0 || n < 0;
         syncs = n - before;
+        if (!valid && !failed) {
+            stop_migration(dg->qts);
+        }
     }
     if (failed) {
         /*

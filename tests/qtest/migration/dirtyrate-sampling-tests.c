@@ -14,21 +14,6 @@
 #include "migration/dirtyrate-framework.h"
 
 /*
- * The window in which the guest rewrites its whole region three times at
- * the speed it shows now: at least @min ms, at most the longest allowed.
- */
-static int64_t fit_window(DirtyGuest *dg, int64_t min)
-{
-    double speed = dirty_guest_write_rate(dg, 300);
-    int64_t ms = 3000.0 * dg->opts.region_pages / MAX(speed, 1);
-
-    ms = MIN(MAX(ms, min), 60000);
-    g_test_message("guest writes %.0f pages/s: %" PRId64 " ms windows for "
-                   "%" PRIu32 " pages", speed, ms, dg->opts.region_pages);
-    return ms;
-}
-
-/*
  * At the maximum sample-pages, with a guest that dirties three quarters
  * of its RAM, sampling error is about 1 % (one standard deviation): the
  * estimate must be within 5 % of the truth and inside its own interval.
@@ -40,8 +25,8 @@ static void test_sampling_matches_guest(DirtyGuest *dg,
     int64_t rate;
     QDict *info;
 
-    info = dirtyrate_measure(dg, NULL, fit_window(dg, 1000),
-                             DIRTYRATE_MAX_SAMPLE_PAGES, &truth);
+    info = dirtyrate_measure(dg, NULL, 1000, DIRTYRATE_MAX_SAMPLE_PAGES,
+                             &truth);
     g_assert_cmpint(qdict_get_int(info, "sample-pages"), ==,
                     DIRTYRATE_MAX_SAMPLE_PAGES);
     rate = qdict_get_int(info, "dirty-rate");
