@@ -26,6 +26,7 @@
 #include "qemu/atomic.h"
 #include "qemu/main-loop.h"
 #include "qemu/thread.h"
+#include "qemu/timer.h"
 #include "qapi/error.h"
 #include "qapi/qapi-commands-migration.h"
 #include "dirtyrate-cancel.h"
@@ -37,6 +38,9 @@ enum {
     WINDOW_CANCELLED,
     WINDOW_CLOSED,
 };
+
+/* The longest single wait of a window, see dirtyrate_sleep_us() */
+#define DIRTYRATE_SLICE_US (100 * 1000)
 
 static QemuSemaphore cancel_sem;
 static bool cancel_sem_ready;
@@ -75,7 +79,23 @@ void dirtyrate_sleep_us(int64_t us)
         qatomic_cmpxchg(&window, WINDOW_OPEN, WINDOW_CANCELLED);
     }
     if (us > 0 && qatomic_read(&window) == WINDOW_OPEN) {
-        qemu_sem_timedwait(&cancel_sem, DIV_ROUND_UP(us, 1000));
+        int64_t deadline = qemu_clock_get_us(QEMU_CLOCK_REALTIME) + us;
+        int64_t left;
+
+        /*
+         * qemu_sem_timedwait() may time out on the wall clock, which NTP
+         * slews and steps: wait in slices until the deadline on
+         * QEMU_CLOCK_REALTIME (monotonic), so that the window is as long
+         * as asked whatever the wall clock does.  A post (a cancel) ends
+         * it at once.
+         */
+        while ((left = deadline - qemu_clock_get_us(QEMU_CLOCK_REALTIME)) > 0) {
+            if (qemu_sem_timedwait(&cancel_sem,
+                                   DIV_ROUND_UP(MIN(left, DIRTYRATE_SLICE_US),
+                                                1000)) == 0) {
+                break;
+            }
+        }
     }
     qatomic_cmpxchg(&window, WINDOW_OPEN, WINDOW_CLOSED);
 }
