@@ -105,10 +105,16 @@ static void resume_after_migration(QTestState *qts)
  * than a 1 ms downtime allows) and syncs the dirty log several times a
  * second, and wait for its second sync.  It starts slowly: until its
  * first bandwidth estimate, 100 ms in, its threshold is 0 and a first
- * pass that has ended completes it at once.  Returns MIG_RUNNING, or
- * MIG_RING_FAILED; one that completed (this one, or the one before) is
- * restarted.
+ * pass that has ended completes it at once.  Its bandwidth is
+ * MIGRATION_BANDWIDTH: a pass over a region of at most MIGRATION_REGION
+ * takes at most 250 ms.  (Much more makes the passes so short that the
+ * syncs come back to back, and a KVM guest on the reference host then
+ * makes no progress at all.)  Returns MIG_RUNNING, or MIG_RING_FAILED;
+ * one that completed (this one, or the one before) is restarted.
  */
+#define MIGRATION_BANDWIDTH (32 * MiB)
+#define MIGRATION_REGION    (MIGRATION_BANDWIDTH / 4)
+
 static int start_endless_migration(QTestState *qts)
 {
     gint64 deadline = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
@@ -133,7 +139,8 @@ static int start_endless_migration(QTestState *qts)
             g_usleep(20 * 1000);
         }
         if (!n) {
-            migrate_set_parameter_int(qts, "max-bandwidth", 256 * MiB);
+            migrate_set_parameter_int(qts, "max-bandwidth",
+                                      MIGRATION_BANDWIDTH);
             while ((n = migration_sync_count(qts)) >= 0 && n < 2) {
                 g_assert_cmpint(g_get_monotonic_time(), <, deadline);
                 g_usleep(10 * 1000);
@@ -199,7 +206,8 @@ static int fit_region_while_migrating(DirtyGuest *dg, int64_t ms,
 static void test_measure_during_migration(DirtyGuest *dg,
                                           const DirtyrateCase *c)
 {
-    uint32_t max_pages = dg->opts.region_pages;
+    uint32_t max_pages = MIN(dg->opts.region_pages,
+                             MIGRATION_REGION / DIRTY_GUEST_PAGE_SIZE);
     int64_t syncs = 0, n;
     bool valid = false, failed = false;
     QDict *info = NULL;
