@@ -34,19 +34,7 @@ CONFIGURE_OPTS="--target-list=x86_64-softmmu --enable-kvm --enable-tcg
   ${EXTRA_CONFIGURE_OPTS:-}$SANITIZER_OPTS"
 
 
-opts_id=$(echo $CONFIGURE_OPTS | sha256sum | cut -c1-16)
-if [ ! -f "$B/build.ninja" ] || [ "$(cat "$B/.configure-id" 2>/dev/null)" != "$opts_id" ]; then
-    log "configuring $TREE in $B ($(echo $CONFIGURE_OPTS))"
-    rm -rf "$B"
-    mkdir -p "$B"
-    # shellcheck disable=SC2086
-    (cd "$B" && "$TREE/configure" $CONFIGURE_OPTS >configure.log 2>&1) || {
-        tail -n 30 "$B/configure.log" >&2
-        log "configure failed; full log in $B/configure.log"
-        exit 1
-    }
-    echo "$opts_id" >"$B/.configure-id"
-fi
+configure_tree "$TREE" "$B" "$CONFIGURE_OPTS"
 
 # From the build directory QEMU looks for data files below qemu-bundle/
 # (see get_relocated_path()): point the firmware path there at the system

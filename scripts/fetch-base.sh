@@ -23,17 +23,21 @@ verify() {
     [ -f "$1" ] && echo "$BASE_SHA256  $1" | sha256sum -c --status -
 }
 
+# use_copy FILE WHAT: copy a verified FILE into the cache, print its path
+# there and exit
+use_copy() {
+    cp -f "$1" "$want.tmp" && mv "$want.tmp" "$want"
+    log "using $2"
+    echo "$want"
+    exit 0
+}
+
 mkdir -p "$CACHE_DIR"
 tried=()
 
 if [ -n "${QEMU_TARBALL:-}" ]; then
     tried+=("\$QEMU_TARBALL=$QEMU_TARBALL")
-    if verify "$QEMU_TARBALL"; then
-        cp -f "$QEMU_TARBALL" "$want.tmp" && mv "$want.tmp" "$want"
-        log "using \$QEMU_TARBALL ($QEMU_TARBALL)"
-        echo "$want"
-        exit 0
-    fi
+    verify "$QEMU_TARBALL" && use_copy "$QEMU_TARBALL" "\$QEMU_TARBALL ($QEMU_TARBALL)"
     log "\$QEMU_TARBALL does not match sha256 $BASE_SHA256, ignored"
 fi
 
@@ -69,12 +73,8 @@ if [ -z "${NO_APT_SOURCE:-}" ] && command -v apt-get >/dev/null; then
 fi
 
 tried+=("$SHARED_CACHE/$BASE_TARBALL")
-if verify "$SHARED_CACHE/$BASE_TARBALL"; then
-    cp -f "$SHARED_CACHE/$BASE_TARBALL" "$want.tmp" && mv "$want.tmp" "$want"
-    log "using $SHARED_CACHE/$BASE_TARBALL"
-    echo "$want"
-    exit 0
-fi
+verify "$SHARED_CACHE/$BASE_TARBALL" &&
+    use_copy "$SHARED_CACHE/$BASE_TARBALL" "$SHARED_CACHE/$BASE_TARBALL"
 
 {
     echo "$_me: no copy of $BASE_TARBALL with sha256 $BASE_SHA256 found."

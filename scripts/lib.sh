@@ -23,3 +23,24 @@ overlay_files() {
 series_patches() {
     grep -v '^\s*\(#\|$\)' "$here/patches/series" || true
 }
+
+# configure_tree TREE BUILD OPTS: configure TREE in BUILD with OPTS (one
+# string, split on whitespace), unless BUILD was last configured with the
+# same options; a failed configure prints its log's tail and exits.
+configure_tree() {
+    local tree=$1 b=$2 opts=$3 id
+    id=$(echo $opts | sha256sum | cut -c1-16)
+    if [ -f "$b/build.ninja" ] &&
+       [ "$(cat "$b/.configure-id" 2>/dev/null)" = "$id" ]; then
+        return 0
+    fi
+    log "configuring $tree in $b ($(echo $opts))"
+    rm -rf "$b"
+    mkdir -p "$b"
+    # shellcheck disable=SC2086
+    (cd "$b" && "$tree/configure" $opts >configure.log 2>&1) || {
+        tail -n 30 "$b/configure.log" >&2
+        die "configure failed; full log in $b/configure.log"
+    }
+    echo "$id" >"$b/.configure-id"
+}
