@@ -201,7 +201,7 @@ static int fit_region_while_migrating(DirtyGuest *dg, int64_t ms,
  * dirty-bitmap without KVM (see test_bitmap_excludes_migration).  The
  * migration syncs the dirty log several times within the window; each sync
  * reports the pages dirtied since the previous one, which upstream added
- * up: a 64 MiB/s guest read several times that.
+ * up: a guest that rewrites one region read several times its rate.
  */
 static void test_measure_during_migration(DirtyGuest *dg,
                                           const DirtyrateCase *c)
