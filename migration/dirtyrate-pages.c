@@ -182,9 +182,8 @@ int64_t dirtyrate_pages_to_rate(uint64_t pages, int64_t ms)
     return (int64_t)((bytes * 1000.0 / ms + MiB / 2) / MiB);
 }
 
-uint64_t dirtyrate_pages_end(int64_t ms, DirtyRateBlockList **blocks)
+uint64_t dirtyrate_pages_end(DirtyRatePagesBlockFn *fn, void *opaque)
 {
-    DirtyRateBlockList **tail = blocks;
     WindowBlock *closed;
     uint64_t unique = 0;
     int i, n;
@@ -199,24 +198,13 @@ uint64_t dirtyrate_pages_end(int64_t ms, DirtyRateBlockList **blocks)
         qatomic_set(&window_open, false);
     }
 
-    if (blocks) {
-        *blocks = NULL;
-    }
     for (i = 0; i < n; i++) {
         WindowBlock *w = &closed[i];
         uint64_t dirty = bitmap_count_one(w->bmap, w->pages);
 
         unique += dirty;
-        if (blocks) {
-            DirtyRateBlock *b = g_new0(DirtyRateBlock, 1);
-
-            b->idstr = w->idstr;
-            w->idstr = NULL;
-            b->size = w->size;
-            b->has_dirty_pages = true;
-            b->dirty_pages = dirty;
-            b->dirty_rate = dirtyrate_pages_to_rate(dirty, ms);
-            QAPI_LIST_APPEND(tail, b);
+        if (fn) {
+            fn(w->idstr, w->size, dirty, opaque);
         }
         g_free(w->idstr);
         g_free(w->bmap);

@@ -8,8 +8,6 @@
 #ifndef QEMU_MIGRATION_DIRTYRATE_PAGES_H
 #define QEMU_MIGRATION_DIRTYRATE_PAGES_H
 
-#include "qapi/qapi-types-migration.h"
-
 /*
  * Open the window: from now on, pages that dirty log syncs report are
  * counted once each.  Call with the BQL held, right after a log sync.
@@ -22,13 +20,17 @@ int64_t dirtyrate_pages_to_rate(uint64_t pages, int64_t ms);
 /* Count the page at @addr (a ram_addr_t) as dirtied.  Any thread. */
 void dirtyrate_pages_mark(uint64_t addr);
 
+/* Called for each measured RAMBlock: @size bytes, @dirty_pages unique */
+typedef void DirtyRatePagesBlockFn(const char *idstr, uint64_t size,
+                                   uint64_t dirty_pages, void *opaque);
+
 /*
  * Close the window, after the final log sync, and return the number of
- * unique target pages dirtied in it.  With @blocks, also return one entry
- * per migratable RAMBlock, its rates computed over @ms milliseconds.
- * BQL held.  Only the blocks that were migratable when the window opened
- * are measured, each up to the used length it had then.
+ * unique target pages dirtied in it.  With @fn, also call it for each
+ * migratable RAMBlock, with @opaque.  BQL held.  Only the blocks that
+ * were migratable when the window opened are measured, each up to the
+ * used length it had then.
  */
-uint64_t dirtyrate_pages_end(int64_t ms, DirtyRateBlockList **blocks);
+uint64_t dirtyrate_pages_end(DirtyRatePagesBlockFn *fn, void *opaque);
 
 #endif
