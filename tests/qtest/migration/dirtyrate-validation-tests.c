@@ -167,11 +167,12 @@ static const char *json_type_of(GHashTable *types, const char *name)
 }
 
 /*
- * Every argument of every command this series adds or changes, given a
- * value of the wrong type, and every command given an argument it does
- * not have: a clear error, and nothing changes.  The arguments and their
- * types come from query-qmp-schema, so new members are covered as they
- * are added.  Out-of-range values are in test_bad_input_keeps_result.
+ * Every argument of the dirty-rate and checkpoint recorder commands,
+ * given a value of the wrong type, and every such command given an
+ * argument it does not have: a clear error, and nothing changes.  The
+ * arguments and their types come from query-qmp-schema, so new members
+ * are covered as they are added.  Out-of-range values are in
+ * test_bad_input_keeps_result.
  */
 static void test_bad_input_table(DirtyGuest *dg, const DirtyrateCase *c)
 {
