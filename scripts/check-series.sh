@@ -24,7 +24,7 @@ LOGS=$WORK/check-series
 
 "$here/scripts/export-series.sh" >/dev/null
 tarball=$("$here/scripts/fetch-base.sh")
-gitq() { git -c init.defaultBranch=base -c user.name=check-series \
+gitq() { git -c init.defaultBranch=base -c user.name=check-series -c gc.auto=0 \
              -c user.email=series@localhost -c core.autocrlf=false "$@"; }
 
 # The base, kept between runs: only the tree is reset, so that the build

@@ -20,7 +20,7 @@ verify=
 tarball=$("$here/scripts/fetch-base.sh")
 export GIT_AUTHOR_DATE="2026-01-01T00:00:00Z" GIT_COMMITTER_DATE="2026-01-01T00:00:00Z"
 export GIT_COMMITTER_NAME="QEMU series export" GIT_COMMITTER_EMAIL="series@localhost"
-gitq() { git -c init.defaultBranch=base -c user.name=export \
+gitq() { git -c init.defaultBranch=base -c user.name=export -c gc.auto=0 \
              -c user.email=series@localhost -c core.autocrlf=false "$@"; }
 
 base_repo() {

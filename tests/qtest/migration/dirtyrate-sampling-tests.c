@@ -41,14 +41,18 @@ static void test_sampling_matches_guest(DirtyGuest *dg,
 
 /*
  * Many short page-sampling measurements: the reported 95 % interval must
- * cover the truth in most of them.  Runs are independent draws, so at 95 %
- * coverage 51 or more of 60 fail to happen about once in 2000 runs.  A run
- * in which the guest was stalled (its truth is unknown) is repeated, with
- * the region fitted again to its speed then, up to COVERAGE_MAX_TRIES runs
- * in all.
+ * cover the truth in most of them.  For 128 samples a quarter of which
+ * are dirty, the Wilson interval covers the truth with probability
+ * 0.948; on a TCG guest it was seen to cover it in 275 of 300 runs
+ * (0.917: the samples vary a little more than independent draws would).
+ * Runs are independent, so fewer than 47 of 60 happen about once in 3000
+ * runs at 0.917, while an interval half as wide as it should be (coverage
+ * about 0.67) gets 47 once in 25.  A run in which the guest was stalled
+ * (its truth is unknown) is repeated, with the region fitted again to its
+ * speed then, up to COVERAGE_MAX_TRIES runs in all.
  */
 #define COVERAGE_RUNS       60
-#define COVERAGE_MIN_HITS   51
+#define COVERAGE_MIN_HITS   47
 #define COVERAGE_MAX_TRIES  90
 
 static void test_sampling_interval_covers_truth(DirtyGuest *dg,
