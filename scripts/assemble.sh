@@ -17,9 +17,12 @@ tarball=$("$here/scripts/fetch-base.sh")
 
 
 if [ -d "$TREE" ] && [ -d "$STAGE" ] && [ -z "${FORCE:-}" ]; then
-    edited=$(rsync -rlcn --out-format='%n' --exclude=/build/ \
-             --exclude='/build-*/' --exclude=/.pc/ --exclude=/patches \
-             "$TREE/" "$STAGE/" | grep -v '/$' || true)
+    # a dry run from the tree to the last assembly lists what was
+    # edited, and ("deleting ...") what was removed, since
+    changes=$(rsync -rlcn --delete --out-format='%n' --exclude=/build/ \
+              --exclude='/build-*/' --exclude=/.pc/ --exclude=/patches \
+              "$TREE/" "$STAGE/") || die "cannot compare $TREE with $STAGE"
+    edited=$(echo "$changes" | grep -v '/$' || [ $? -eq 1 ])
     if [ -n "$edited" ]; then
         log "files in $TREE differ from the last assembly:"
         echo "$edited" | head -20 | sed 's/^/assemble:   /' >&2

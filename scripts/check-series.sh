@@ -37,7 +37,8 @@ if [ ! -d "$STEPS/.git" ]; then
      gitq add -A -f && gitq commit -q -m "QEMU $BASE_VERSION" &&
      gitq tag pristine)
 fi
-(cd "$STEPS" && gitq am --abort >/dev/null 2>&1 || true
+(cd "$STEPS" || exit 1
+ gitq am --abort >/dev/null 2>&1 || true
  gitq reset -q --hard pristine && gitq clean -q -f -d -x -e /build/)
 
 rm -rf "$LOGS"
@@ -47,8 +48,10 @@ n=0
 for p in $(ls "$WORK/series"/*.patch | grep -v /0000-cover-letter); do
     n=$((n + 1))
     name=$(basename "$p" .patch)
-    (cd "$STEPS" && gitq am -q --keep-cr "$p") >/dev/null 2>&1 ||
+    (cd "$STEPS" && gitq am -q --keep-cr "$p") >"$LOGS/$name.am" 2>&1 || {
+        cat "$LOGS/$name.am" >&2
         die "step $n: $name does not apply"
+    }
     targets=qemu-system-x86_64
     tests=
     for t in $QTESTS; do

@@ -39,13 +39,13 @@ trap 'rm -f "$claimed"' EXIT
 n=0
 for p in $patches; do
     f=$here/patches/$p
-    from=$(sed -n '1,/^---$/{s/^From: //p}' "$f" | head -1)
-    subject=$(sed -n '1,/^---$/{s/^Subject: \(\[PATCH[^]]*\] \)\{0,1\}//p}' "$f" | head -1)
+    from=$(sed -n '1,/^---$/{/^From: /{s///p;q}}' "$f")
+    subject=$(sed -n '1,/^---$/{/^Subject: /{s/^Subject: \(\[PATCH[^]]*\] \)\{0,1\}//p;q}}' "$f")
     [ -n "$from" ] && [ -n "$subject" ] || die "$p: header needs From: and Subject:"
     grep -q '^Signed-off-by: ' "$f" || die "$p: no Signed-off-by"
     # The message: header lines after Subject up to ---, without DEP-3 fields
     body=$(sed -n '/^Subject: /,/^---$/p' "$f" | sed '1d;$d' |
-           grep -v '^\(Forwarded\|Overlay\|Description\|Author\|Origin\|Bug\|Last-Update\|Applied-Upstream\):' |
+           { grep -v '^\(Forwarded\|Overlay\|Description\|Author\|Origin\|Bug\|Last-Update\|Applied-Upstream\):' || [ $? -eq 1 ]; } |
            cat -s | sed '1{/^$/d}')
     (cd "$GIT" && git apply --whitespace=nowarn -p1 "$f") ||
         die "$p does not apply with git apply"
@@ -62,7 +62,7 @@ for p in $patches; do
 done
 
 # Every overlay file must belong to a commit of the series
-unclaimed=$(overlay_files | comm -23 - <(LC_ALL=C sort -u "$claimed"))
+unclaimed=$(overlay_files | LC_ALL=C comm -23 - <(LC_ALL=C sort -u "$claimed"))
 [ -z "$unclaimed" ] || die "overlay files named by no patch's Overlay: line: $(echo $unclaimed)"
 
 # 0000-cover-letter.patch: git's shortlog and diffstat, with the subject

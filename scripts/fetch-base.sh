@@ -8,8 +8,8 @@
 #      with a private deb-src list for sid (the system's apt setup is not
 #      touched);
 #   4. ../shared/cache/ beside the checkout.
-# The first one whose SHA-256 matches is linked into the cache; its path is
-# printed on stdout.  Debian's own debian/patches are never applied.
+# The first one whose SHA-256 matches is copied into the cache; its path
+# is printed on stdout.  Debian's own debian/patches are never applied.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,7 +26,11 @@ verify() {
 # use_copy FILE WHAT: copy a verified FILE into the cache, print its path
 # there and exit
 use_copy() {
-    cp -f "$1" "$want.tmp" && mv "$want.tmp" "$want"
+    local tmp
+
+    tmp=$(mktemp "$want.XXXXXX") || die "cannot write to $CACHE_DIR"
+    cp -f "$1" "$tmp" && mv -f "$tmp" "$want" ||
+        { rm -f "$tmp"; die "cannot copy $1 into $CACHE_DIR"; }
     log "using $2"
     echo "$want"
     exit 0

@@ -15,13 +15,15 @@ die() { log "$*"; exit 1; }
 overlay_files() {
     (cd "$here" && for d in $OVERLAY_DIRS; do
         [ -d "$d" ] || continue
-        find "$d" -type f ! -name '*~' ! -name '.*'
+        find "$d" -type f ! -name '*~' ! -name '.*' \
+            ! -name '*.orig' ! -name '*.rej'
     done | LC_ALL=C sort)
 }
 
 # The patch names in patches/series, in order
 series_patches() {
-    grep -v '^\s*\(#\|$\)' "$here/patches/series" || true
+    # grep exits 1 when nothing is selected, 2 when it cannot read
+    grep -v '^\s*\(#\|$\)' "$here/patches/series" || [ $? -eq 1 ]
 }
 
 # configure_tree TREE BUILD OPTS: configure TREE in BUILD with OPTS (one
