@@ -607,13 +607,14 @@ static void format_ns(char *buf, size_t len, uint64_t ns)
 static void hmp_stats_row(Monitor *mon, const char *name,
                           const ColoCheckpointStats *s)
 {
-    char mean[32], p99[32], max[32];
+    char mean[32], p50[32], p99[32], max[32];
 
     format_ns(mean, sizeof(mean), s->mean);
+    format_ns(p50, sizeof(p50), s->p50);
     format_ns(p99, sizeof(p99), s->p99);
     format_ns(max, sizeof(max), s->max);
-    monitor_printf(mon, "%-16s %8" PRIu64 " %12s %12s %12s\n", name,
-                   s->count, mean, p99, max);
+    monitor_printf(mon, "%-16s %8" PRIu64 " %12s %12s %12s %12s\n", name,
+                   s->count, mean, p50, p99, max);
 }
 
 void hmp_info_checkpoint(Monitor *mon, const QDict *qdict)
@@ -640,8 +641,9 @@ void hmp_info_checkpoint(Monitor *mon, const QDict *qdict)
     monitor_printf(mon, "triggers: timer %" PRIu64 ", compare %" PRIu64
                    ", request %" PRIu64 "\n", info->triggers->timer,
                    info->triggers->compare, info->triggers->request);
-    monitor_printf(mon, "%-16s %8s %12s %12s %12s\n", "phase", "count",
-                   "mean", "p99", "max");
+    /* the median too: one slow checkpoint moves the mean */
+    monitor_printf(mon, "%-16s %8s %12s %12s %12s %12s\n", "phase", "count",
+                   "mean", "p50", "p99", "max");
     for (ps = info->phases; ps; ps = ps->next) {
         hmp_stats_row(mon, ColoCheckpointPhase_str(ps->value->phase),
                       ps->value->stats);

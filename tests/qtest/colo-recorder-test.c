@@ -426,6 +426,38 @@ static int64_t hmp_row_count(const char *out, const char *name)
     return -1;
 }
 
+/*
+ * The HMP table has a column per statistic, the median among them, and
+ * every row a value in each: "pause count mean p50 p99 max", each
+ * duration a number and a unit.
+ */
+static void assert_hmp_columns(const char *out)
+{
+    g_auto(GStrv) lines = g_strsplit(out, "\n", -1);
+    int rows = 0;
+    int i, j;
+
+    for (i = 0; lines[i]; i++) {
+        g_auto(GStrv) f = g_strsplit_set(g_strstrip(lines[i]), " ", -1);
+        g_autoptr(GString) words = g_string_new(NULL);
+        int n = 0;
+
+        for (j = 0; f[j]; j++) {
+            if (*f[j]) {
+                g_string_append_printf(words, "%s%s", n++ ? " " : "", f[j]);
+            }
+        }
+        if (g_str_has_prefix(words->str, "phase ")) {
+            g_assert_cmpstr(words->str, ==, "phase count mean p50 p99 max");
+            rows++;
+        } else if (g_str_has_prefix(words->str, "pause ")) {
+            g_assert_cmpint(n, ==, 2 + 4 * 2);
+            rows++;
+        }
+    }
+    g_assert_cmpint(rows, ==, 2);
+}
+
 static void assert_hmp_matches(QTestState *qts, QDict *info,
                                const char *role)
 {
@@ -448,6 +480,7 @@ static void assert_hmp_matches(QTestState *qts, QDict *info,
                     qdict_get_int(info, "tot_num"));
     g_assert_cmpint(hmp_row_count(out, "pause"), ==,
                     qdict_get_int(info, "tot_num"));
+    assert_hmp_columns(out);
     g_assert_nonnull(strstr(out, " ms"));
     g_assert_nonnull(strstr(out, "per checkpoint: device state "));
 }
