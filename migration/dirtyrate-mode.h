@@ -20,8 +20,8 @@ typedef struct DirtyRateModeOps {
     const char *hmp_flag;
 
     /*
-     * The mode takes calc-dirty-rate's sample-pages, and reports it in
-     * query-dirty-rate and "info dirty_rate"
+     * The mode takes calc-dirty-rate's sample-pages, and "info
+     * dirty_rate" shows it (the other modes' fill_info zero it)
      */
     bool takes_sample_pages;
 
@@ -44,12 +44,12 @@ typedef struct DirtyRateModeOps {
     /*
      * Measurement thread, without the BQL: measure for
      * @config->calc_time_ms and fill @stat: start_time, calc_time_ms
-     * (the window, at least 1 ms) and dirty_rate, which the completion
-     * event and query-dirty-rate read, and the mode's own results.  A
-     * dirty-log mode that cannot start the log calls
-     * dirtyrate_cancel_self() and returns; page sampling that cannot
-     * allocate its samples ends 'measured' with dirty_rate -1, as
-     * before the table.
+     * (the window's length) and dirty_rate, which the completion event
+     * and query-dirty-rate read, and the mode's own results.  A
+     * dirty-log mode that cannot start (or restart) the log calls
+     * dirtyrate_cancel_self() and returns.  Page sampling that cannot
+     * allocate its samples, or got none, ends 'measured' with
+     * dirty_rate -1, as before the table.
      */
     void (*measure)(const DirtyRateConfig *config, DirtyRateStat *stat);
 
@@ -92,7 +92,9 @@ int64_t dirtyrate_stat_wait(int64_t msec, int64_t initial_time);
 /*
  * DirtyRatePagesBlockFn for the per-block results of a dirty-log mode:
  * append a block's unique count, as a rate over the window, to the list
- * whose tail @opaque points to (a DirtyRateBlockList ***).
+ * whose tail @opaque points to (a DirtyRateBlockList ***).  The window
+ * is the running measurement's calc_time_ms, which measure sets before
+ * it ends the unique-page window.
  */
 void dirtyrate_append_counted_block(const char *idstr, uint64_t size,
                                     uint64_t dirty_pages, void *opaque);

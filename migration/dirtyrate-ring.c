@@ -9,6 +9,7 @@
  */
 
 #include "qemu/osdep.h"
+#include "qemu/timer.h"
 #include "qemu/main-loop.h"
 #include "qapi/error.h"
 #include "system/kvm.h"

@@ -11,6 +11,7 @@
  */
 
 #include "qemu/osdep.h"
+#include "qemu/timer.h"
 #include "qemu/rcu.h"
 #include "qemu/xxhash.h"
 #include "exec/target_page.h"

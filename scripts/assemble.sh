@@ -25,9 +25,10 @@ if [ -d "$TREE" ] && [ -d "$STAGE" ] && [ -z "${FORCE:-}" ]; then
     edited=$(echo "$changes" | grep -v '/$' || [ $? -eq 1 ])
     if [ -n "$edited" ]; then
         log "files in $TREE differ from the last assembly:"
-        echo "$edited" | head -20 | sed 's/^/assemble:   /' >&2
-        log "write them back with 'make refresh', or discard them with" \
-            "'make FORCE=1'"
+        sed -n '1,20s/^/assemble:   /p' <<<"$edited" >&2
+        log "write edits back with 'make refresh' (a file deleted in the" \
+            "tree: remove it from the repository or with a patch), or" \
+            "discard them with 'make FORCE=1'"
         exit 1
     fi
 fi

@@ -21,7 +21,8 @@ run() {
     fi
 }
 
-for p in $(series_patches); do
+patches=$(series_patches)
+for p in $patches; do
     run "$p" "$here/patches/$p"
 done
 for f in $(overlay_files); do

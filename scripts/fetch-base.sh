@@ -26,11 +26,11 @@ verify() {
 # use_copy FILE WHAT: copy a verified FILE into the cache, print its path
 # there and exit
 use_copy() {
-    local tmp
+    local part
 
-    tmp=$(mktemp "$want.XXXXXX") || die "cannot write to $CACHE_DIR"
-    cp -f "$1" "$tmp" && mv -f "$tmp" "$want" ||
-        { rm -f "$tmp"; die "cannot copy $1 into $CACHE_DIR"; }
+    part=$(mktemp "$want.XXXXXX") || die "cannot write to $CACHE_DIR"
+    cp -f "$1" "$part" && chmod 644 "$part" && mv -f "$part" "$want" ||
+        { rm -f "$part"; die "cannot copy $1 into $CACHE_DIR"; }
     log "using $2"
     echo "$want"
     exit 0
