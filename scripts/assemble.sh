@@ -4,6 +4,8 @@
 # The tree is first built in a staging directory from scratch, then synced
 # into $TREE by content (rsync --checksum), so files whose content did not
 # change keep their mtime and ninja rebuilds only what really changed.
+# Files created by a patch and changed by later ones ("grown files",
+# lib.sh) come from the series; their root copies are checked against it.
 # The staging copy is kept as the snapshot of the last assembly: before
 # syncing, edits made in $TREE that were never written back with
 # `make refresh` are detected and assembly stops instead of losing them.
@@ -58,9 +60,36 @@ if [ "$np" -gt 0 ]; then
         exit 1
     }
 fi
+
+# The root copy of a grown file follows the series: refreshed here when
+# it still is what the last assembly built, an error when it was edited
+# (edit the file in the tree, in the patch that should change it)
+for f in $(grown_files); do
+    [ -f "$STAGE.new/$f" ] || die "$f: created by a patch, gone at the end"
+    if sed -n 's/^Overlay: //p' "$here"/patches/*.patch | tr ' ' '\n' |
+       grep -qxF "$f"; then
+        die "$f is created by a patch and named on an Overlay: line"
+    fi
+    cmp -s "$STAGE.new/$f" "$here/$f" && continue
+    if [ -f "$here/$f" ] && [ ! -f "$STAGE/$f" ]; then
+        die "$f at the repository root is not what the series builds" \
+            "(committed without its patch?): the patches are its source;" \
+            "remove the root copy and run make tree to rewrite it"
+    fi
+    if [ -f "$here/$f" ] && ! cmp -s "$here/$f" "$STAGE/$f"; then
+        die "$f was edited at the repository root: it grows in" \
+            "patches, edit it in the tree (quilt) and make refresh," \
+            "or git checkout the root copy"
+    fi
+    mkdir -p "$here/$(dirname "$f")"
+    cp "$STAGE.new/$f" "$here/$f"
+    log "grown file $f: copy at the repository root updated"
+done
+
 rm -rf "$STAGE"
 mv "$STAGE.new" "$STAGE"
-log "base $BASE_VERSION + $n overlay files + $np patches"
+log "base $BASE_VERSION + $n overlay files + $np patches" \
+    "($(grown_files | wc -l) files grown by patches)"
 
 mkdir -p "$TREE"
 changed=$(rsync -rlpc --delete --out-format='%n' --exclude=/build/ \

@@ -77,7 +77,7 @@ fi
 # QMP reference must include our schema.
 manual=$B/docs/manual
 missing=
-for f in $(overlay_files); do
+for f in $(overlay_files; grown_files); do
     case $f in
     docs/*.rst)
         page=${f#docs/}

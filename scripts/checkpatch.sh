@@ -1,6 +1,7 @@
 #!/bin/bash
 # QEMU's scripts/checkpatch.pl, from the assembled tree, on every patch in
-# patches/series and every overlay file.  Fails on any error or warning.
+# patches/series and every overlay file, and on the final form of the
+# files that patches create (grown files).  Fails on any error or warning.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,7 +26,7 @@ patches=$(series_patches)
 for p in $patches; do
     run "$p" "$here/patches/$p"
 done
-for f in $(overlay_files); do
+for f in $( (overlay_files; grown_files) | LC_ALL=C sort); do
     case "$f" in
     *.c|*.h|*.S|*.json|*.rst|*.py)
         # relative to the tree, so path-based rules (tests/...) apply

@@ -11,13 +11,31 @@ _me=$(basename "$0" .sh)
 log() { echo "$_me: $*" >&2; }
 die() { log "$*"; exit 1; }
 
-# Our new files in QEMU's layout, relative to the repo root, sorted
+# New files that a patch creates (a diff from /dev/null) and later
+# patches change, sorted: the series is their source.  The copy at the
+# repository root is their final form, for reading; assemble keeps it in
+# step with what the series builds.
+grown_files() {
+    local p d
+    for p in $(series_patches); do
+        sed -n '/^--- \/dev\/null$/{n;s|^+++ b/||p}' "$here/patches/$p"
+    done | LC_ALL=C sort -u | while IFS= read -r p; do
+        # only ours: a new file of QEMU's elsewhere has no root copy
+        for d in $OVERLAY_DIRS; do
+            case "$p" in "$d"/*) echo "$p"; break ;; esac
+        done
+    done
+}
+
+# Our new files in QEMU's layout that are copied into the tree whole,
+# relative to the repo root, sorted: every file under OVERLAY_DIRS that
+# is not a grown file
 overlay_files() {
     (cd "$here" && for d in $OVERLAY_DIRS; do
         [ -d "$d" ] || continue
         find "$d" -type f ! -name '*~' ! -name '.*' \
             ! -name '*.orig' ! -name '*.rej'
-    done | LC_ALL=C sort)
+    done | LC_ALL=C sort | LC_ALL=C comm -23 - <(grown_files))
 }
 
 # The patch names in patches/series, in order
